@@ -1,0 +1,77 @@
+"""The convolution + ReLU + max-pooling network, batched over runs.
+
+Eq. (1) of the max-pooling paper: for non-overlapping filters ``w_c in R^d`` and readout ``a``,
+
+    N_CNN(x) = sum_c a_c max_j sigma(w_c . x[j]),     sigma(z) = max(z, 0).
+
+With the readout fixed to +1 on the first k channels ``w^(i)`` and -1 on the last k channels
+``u^(i)`` (C = 2k), this is N_W of the PSI paper (its Eq. 1) and the XORD network (XORD paper,
+Eq. 1):  ``N_W(x) = sum_i [max_j sigma(w^(i) . x[j]) - max_j sigma(u^(i) . x[j])]``.
+
+Shapes: ``W: [R, C, d]`` (R runs), inputs either dense ``X: [R, m, n, d]`` or, for one-hot
+patterns, pattern indices ``idx: [R, m, n]``; then ``w_c . x[j] = W[r, c, idx[r, i, j]]`` is a
+gather, and no ``[.., d]``-sized input is ever formed.
+
+Since ``max_j sigma(z_j) = sigma(max_j z_j)``, the responses are ``relu(max_j z_j)``; autograd sends
+the gradient to the maximizing patch (one of them, on ties), as the papers' updates do.
+"""
+
+from __future__ import annotations
+
+import torch
+
+__all__ = ["responses", "forward", "forward_fixed", "fixed_readout", "dot_products"]
+
+
+def dot_products(W: torch.Tensor, X: torch.Tensor | None = None, idx: torch.Tensor | None = None) -> torch.Tensor:
+    """All ``w_c . x[j]``: ``[R, m, C, n]`` for ``W [R, C, d]`` and ``X [R, m, n, d]`` or ``idx [R, m, n]``."""
+    if W.dim() != 3:
+        raise ValueError(f"W must have shape [R, C, d], got {tuple(W.shape)}")
+    if (X is None) == (idx is None):
+        raise ValueError("pass exactly one of X (dense patches [R, m, n, d]) or idx (one-hot indices [R, m, n])")
+    R, C, d = W.shape
+    if X is not None:
+        if X.dim() != 4 or X.shape[0] != R or X.shape[-1] != d:
+            raise ValueError(f"X must have shape [R={R}, m, n, d={d}], got {tuple(X.shape)}")
+        return torch.einsum("rcd,rmnd->rmcn", W, X.to(W.dtype))
+    if idx.dim() != 3 or idx.shape[0] != R:
+        raise ValueError(f"idx must have shape [R={R}, m, n], got {tuple(idx.shape)}")
+    if idx.dtype != torch.int64:
+        raise ValueError("idx must be int64 pattern indices")
+    m, n = idx.shape[1], idx.shape[2]
+    # gather W[r, c, idx[r, i, j]]: index tensor [R, C, m*n] along the d axis
+    flat = idx.reshape(R, 1, m * n).expand(R, C, m * n)
+    z = torch.gather(W, 2, flat).reshape(R, C, m, n)
+    return z.permute(0, 2, 1, 3)
+
+
+def responses(W: torch.Tensor, X: torch.Tensor | None = None, idx: torch.Tensor | None = None) -> torch.Tensor:
+    """Channel responses ``max_j sigma(w_c . x[j])``: ``[R, m, C]``."""
+    return torch.relu(dot_products(W, X, idx).max(dim=-1).values)
+
+
+def forward(
+    W: torch.Tensor, a: torch.Tensor, X: torch.Tensor | None = None, idx: torch.Tensor | None = None
+) -> torch.Tensor:
+    """``N_CNN(x) = sum_c a_c max_j sigma(w_c . x[j])`` for every run and point: ``[R, m]``."""
+    if a.dim() != 2 or a.shape[0] != W.shape[0] or a.shape[1] != W.shape[1]:
+        raise ValueError(f"a must have shape [R, C] = {tuple(W.shape[:2])}, got {tuple(a.shape)}")
+    return torch.einsum("rmc,rc->rm", responses(W, X, idx), a)
+
+
+def forward_fixed(W: torch.Tensor, X: torch.Tensor | None = None, idx: torch.Tensor | None = None) -> torch.Tensor:
+    """``N_W(x)``: readout +1 on the first C/2 channels (w), -1 on the last C/2 (u).  ``[R, m]``."""
+    C = W.shape[1] if W.dim() == 3 else 0
+    if C % 2:
+        raise ValueError(f"N_W needs an even number of channels C = 2k, got C={C}")
+    h = responses(W, X, idx)
+    k = C // 2
+    return h[..., :k].sum(-1) - h[..., k:].sum(-1)
+
+
+def fixed_readout(k: int, R: int, dtype: torch.dtype = torch.float64, device=None) -> torch.Tensor:
+    """The readout ``a = (+1 x k, -1 x k)`` of N_W, repeated for R runs: ``[R, 2k]``."""
+    if int(k) < 1 or int(R) < 1:
+        raise ValueError(f"k and R must be >= 1, got k={k}, R={R}")
+    a = torch.cat([torch.ones(int(k), dtype=dtype), -torch.ones(int(k), dtype=dtype)])
+    return a.to(device).expand(int(R), 2 * int(k)).clone()

@@ -1,0 +1,1 @@
+"""theory subpackage of cnnbias."""
