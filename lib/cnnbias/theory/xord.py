@@ -1,0 +1,371 @@
+"""Theory of XOR detection ({cite}`xord`, Sections 3-5, App. A.5-A.7, B, C).
+
+Network (Eq. 1): ``N_W(x) = sum_i [max_j relu(w(i).x_j) - max_j relu(u(i).x_j)]`` with ``W = [w(1..k); u(1..k)]``
+(``[R, 2k, 2]`` with a leading run axis).  Patterns ``x1..x4`` as in :mod:`cnnbias.data.xord`
+(``x1=(1,1), x2=(1,-1), x3=(-1,-1), x4=(-1,1)``, indices 0..3).
+
+Everything here works on the *pattern-set* level (App. C): for a point with pattern set ``A`` the response of a
+filter is ``max_{l in A} relu(w . x_l)``.  :func:`network_on_sets` evaluates ``N_W`` on masks ``[..., 4]``;
+it equals Eq. 1 on any point with that pattern set (checked in the tests against
+``cnnbias.models.maxpool.forward_fixed`` on dense inputs).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor
+
+from cnnbias.data import xord as X
+
+# ----------------------------------------------------------------------------------------------------------------
+# p+ and p- (Sec. 3)
+# ----------------------------------------------------------------------------------------------------------------
+
+
+def p_plus_paper(d: int) -> float:
+    """The paper's closed form ``p+ = 1 - (4 3^d - 6 2^d + 4) / 4^d`` (Sec. 3).
+
+    By inclusion-exclusion, ``4 3^d - 6 2^d + 4`` counts the inputs of ``{+-1}^(2d)`` that miss at least one of the
+    four patterns, so this is the probability that a point drawn uniformly from *all* of ``{+-1}^(2d)`` is diverse.
+    For ``D+`` uniform over the *positive* points it is a slight underestimate: see :func:`p_plus_uniform_positive`.
+    """
+    return 1.0 - (4 * 3**d - 6 * 2**d + 4) / 4**d
+
+
+def p_plus_uniform_positive(d: int) -> float:
+    """Exact ``P[x diverse]`` for ``x`` uniform over the positive points: ``(4^d - 4 3^d + 6 2^d - 4) / (4^d - 2^d)``.
+
+    Every diverse point is positive; the ``2^d`` inputs made only of x2, x4 are the negative ones.
+    """
+    return (4**d - 4 * 3**d + 6 * 2**d - 4) / (4**d - 2**d)
+
+
+def p_minus_paper(d: int) -> float:
+    """The paper's ``p- = 1 - 1 / 2^(d-1)``: exact for ``D-`` uniform over the ``2^d`` negative points
+    (only the two constant points (x2,...,x2), (x4,...,x4) are not diverse)."""
+    return 1.0 - 1.0 / 2 ** (d - 1)
+
+
+def p_by_enumeration(d: int) -> dict[str, float]:
+    """Diversity probabilities by exhaustive enumeration of ``{+-1}^(2d)`` (``d <= 8``).
+
+    Keys: ``all`` (P[all four patterns occur] for x uniform over all of ``{+-1}^(2d)``), ``plus`` (uniform over
+    positive points), ``minus`` (uniform over negative points).
+    """
+    idx = X.all_inputs(d)
+    y = X.fstar(idx)
+    div = X.is_diverse(idx, y)
+    pos = y > 0
+    return {
+        "all": float(X.pattern_set(idx).all(-1).double().mean()),
+        "plus": float(div[pos].double().mean()),
+        "minus": float(div[~pos].double().mean()),
+    }
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Theorem 4.1 (sample complexity)
+# ----------------------------------------------------------------------------------------------------------------
+
+
+def thm41_delta_min(p_plus: float, p_minus: float, c: float = 0.0) -> float:
+    """Smallest ``delta`` allowed by Theorem 4.1: ``1 - p+ p- (1 - c - 16 e^-8)``."""
+    return 1.0 - p_plus * p_minus * (1.0 - c - 16.0 * math.exp(-8.0))
+
+
+def thm41_m2_lower(p_plus: float, p_minus: float, delta: float, c: float = 0.0) -> float:
+    """Theorem 4.1 lower bound on the ``k = 2`` sample complexity: ``m2 >= 2 log(48 delta / (33 (1-c))) / log(p+ p-)``.
+
+    Read with the factor 2 counting positive and negative points (App. A.7: ``m`` points per class).
+    """
+    if not 0 < delta < 1:
+        raise ValueError(f"delta must be in (0, 1), got {delta!r}")
+    if not (0 < p_plus < 1 and 0 < p_minus < 1):
+        raise ValueError("p_plus and p_minus must be in (0, 1)")
+    return 2.0 * math.log(48.0 * delta / (33.0 * (1.0 - c))) / math.log(p_plus * p_minus)
+
+
+def thm41_eps_max(p_plus: float, p_minus: float) -> float:
+    """Largest ``epsilon`` of Theorem 4.1: ``min{(1-p+)/4, (1-p-)/4}``."""
+    return min((1 - p_plus) / 4, (1 - p_minus) / 4)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# The network on pattern sets, detection (Def. 5.1), the k = 2 realization, VC (App. C)
+# ----------------------------------------------------------------------------------------------------------------
+
+
+def projections(W: Tensor) -> Tensor:
+    """``w_c . x_l`` for all filters and the four patterns: ``[..., C, 2] -> [..., C, 4]``."""
+    return W @ X.patterns(W.dtype, W.device).T
+
+
+def network_on_sets(W: Tensor, masks: Tensor, mask_channels: Tensor | None = None) -> Tensor:
+    """``N_W`` (Eq. 1) on points given by their pattern sets.
+
+    ``W [R, 2k, 2]`` (first k rows read out +1, last k rows -1), ``masks [..., 4]`` bool (either ``[S, 4]`` shared by
+    all runs or ``[R, S, 4]``), optional ``mask_channels [R, 2k]`` (0/1, for padded channel counts).
+    Returns ``[R, S]``.
+    """
+    if W.ndim != 3 or W.shape[-1] != 2 or W.shape[1] % 2:
+        raise ValueError(f"W must have shape [R, 2k, 2], got {tuple(W.shape)}")
+    k = W.shape[1] // 2
+    act = torch.relu(projections(W))  # [R, C, 4]
+    m = masks.to(W.dtype)
+    if m.ndim == 2:
+        m = m.expand(W.shape[0], *m.shape)
+    # response[r, s, c] = max_l m[r,s,l] * act[r,c,l]  (act >= 0, so masking by product is exact)
+    resp = (m[:, :, None, :] * act[:, None, :, :]).amax(-1)  # [R, S, C]
+    sign = torch.cat([torch.ones(k), -torch.ones(k)]).to(W)
+    if mask_channels is not None:
+        sign = sign * mask_channels.to(W)[:, None, :]
+    return (resp * sign).sum(-1)
+
+
+def realizes_fstar(W: Tensor, mask_channels: Tensor | None = None) -> Tensor:
+    """Whether ``sign N_W(x) = f*(x)`` on all of ``{+-1}^(2d)`` (``d >= 4``): checked on the 15 pattern sets, which
+    all occur for ``d >= 4`` (App. C).  ``[R]`` bool."""
+    out = network_on_sets(W, X.SUBSETS.to(W.device), mask_channels)
+    return (torch.sign(out) == X.SUBSET_LABELS.to(out)).all(-1)
+
+
+def test_error_exact(W: Tensor, d: int, p_plus: float | None, p_minus: float | None,
+                     mask_channels: Tensor | None = None) -> Tensor:
+    """Exact 0-1 test error ``[R]`` under ``D = 1/2 D+ + 1/2 D-`` (:func:`cnnbias.data.xord.subset_distribution`);
+    a score of exactly 0 counts 1/2 (the papers' convention)."""
+    out = network_on_sets(W, X.SUBSETS.to(W.device), mask_channels)  # [R, 15]
+    y = X.SUBSET_LABELS.to(out)
+    err = torch.where(torch.sign(out) == 0, 0.5, (torch.sign(out) != y).to(out.dtype))
+    q = 0.5 * X.subset_distribution(d, 1, p_plus) + 0.5 * X.subset_distribution(d, -1, p_minus)
+    return err @ q.to(out)
+
+
+def k2_network(dtype: torch.dtype = torch.float64) -> Tensor:
+    """The k = 2 network of Sec. 3: ``w(1)=(3,3), w(2)=(-3,-3), u(1)=(-1,1), u(2)=(1,-1)``, shape ``[1, 4, 2]``."""
+    return torch.tensor([[[3.0, 3.0], [-3.0, -3.0], [-1.0, 1.0], [1.0, -1.0]]], dtype=dtype)
+
+
+def detection_scores(W: Tensor, mask_channels: Tensor | None = None) -> Tensor:
+    """Def. 5.1: ``D_v = sum_i relu(w(i).v)`` for the positive patterns x1, x3 and ``sum_i relu(u(i).v)`` for the
+    negative patterns x2, x4.  Returns ``[R, 4]`` in pattern order x1..x4."""
+    k = W.shape[1] // 2
+    act = torch.relu(projections(W))  # [R, C, 4]
+    if mask_channels is not None:
+        act = act * mask_channels.to(W)[:, :, None]
+    dw = act[:, :k].sum(1)
+    du = act[:, k:].sum(1)
+    return torch.stack([dw[:, 0], du[:, 1], dw[:, 2], du[:, 3]], -1)
+
+
+def n_detected(W: Tensor, c_d: float, mask_channels: Tensor | None = None) -> Tensor:
+    """Number of the four patterns detected with confidence ``c_d`` (``D_v > c_d``, Def. 5.1), ``[R]`` long."""
+    if c_d < 0:
+        raise ValueError(f"c_d must be >= 0, got {c_d!r}")
+    return (detection_scores(W, mask_channels) > c_d).sum(-1)
+
+
+def alpha(k: int) -> float:
+    """``alpha(k) = (k/4 + 2 sqrt k) / (k/4 - 2 sqrt k)`` of Theorem 5.2 (finite and > 1 for ``k > 64``)."""
+    if k <= 64:
+        raise ValueError(f"k must be > 64 for alpha(k) to be positive, got {k}")
+    return (k / 4 + 2 * math.sqrt(k)) / (k / 4 - 2 * math.sqrt(k))
+
+
+def thm52_confidence(k: int, c_eta: float) -> float:
+    """Detection confidence guaranteed by Theorem 5.2: ``(1 - 5 c_eta / 4) / (alpha(k) + 1)``."""
+    return (1 - 5 * c_eta / 4) / (alpha(k) + 1)
+
+
+def thm52_T(gamma: float, c_eta: float) -> float:
+    """Iterations after which Theorem 5.2 guarantees convergence: ``28 (gamma + 1 + 8 c_eta) / c_eta``."""
+    return 28 * (gamma + 1 + 8 * c_eta) / c_eta
+
+
+def sigma_g_max(c_eta: float, k: int) -> float:
+    """Largest initialization scale allowed by Theorems 5.2/5.3 and Sec. B: ``c_eta / (16 k^(3/2))``."""
+    return c_eta / (16 * k**1.5)
+
+
+def thm53_fraction() -> float:
+    """``33/48``: P[W0+(1) u W0+(3) non-empty] = 3/4 times P[E | ...] >= 11/12 (App. A.6)."""
+    return 33 / 48
+
+
+def vc_pattern_functions() -> Tensor:
+    """App. C: ``N_W(z)`` depends on ``z`` only through its pattern set ``P_z``; ``{+-1}^(2d)`` therefore splits into
+    at most 15 classes (non-empty subsets of ``{+-1}^2``) on which every network is constant.
+
+    Returns the class id ``[4^d]`` of every input for ``d = 4`` (the index of its pattern set in
+    :data:`cnnbias.data.xord.SUBSETS`), so callers can count distinct classes and check constancy.
+    """
+    idx = X.all_inputs(4)
+    s = X.pattern_set(idx)
+    eq = (s[:, None, :] == X.SUBSETS[None]).all(-1)
+    return eq.long().argmax(-1)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Dynamics on one diverse positive and one diverse negative point (Sec. 5, Eq. 4-7)
+# ----------------------------------------------------------------------------------------------------------------
+
+
+def eq4_sets(W: Tensor) -> dict[str, Tensor]:
+    """Eq. 4 set memberships, as pattern indices (0..3 for x1..x4) per filter.
+
+    ``Wplus [R, k]``: ``argmax_{l in 1..4} w(j).x_l`` (``j in W_t^+(i)`` iff ``Wplus[:, j] == i``),
+    ``Wminus [R, k]``: ``argmax_{l in {2,4}} w(j).x_l`` (values 1 or 3), and ``Uplus``, ``Uminus`` for the u's.
+    """
+    k = W.shape[1] // 2
+    pr = projections(W)
+    neg = torch.tensor(X.NEGATIVE, device=W.device)
+    plus = pr.argmax(-1)
+    minus = neg[pr[..., [1, 3]].argmax(-1)]
+    return {"Wplus": plus[:, :k], "Wminus": minus[:, :k], "Uplus": plus[:, k:], "Uminus": minus[:, k:]}
+
+
+def diverse_outputs(W: Tensor) -> tuple[Tensor, Tensor]:
+    """``(N_W(x+), N_W(x-))`` for a diverse positive and a diverse negative point, ``[R]`` each."""
+    m = torch.tensor([[True, True, True, True], [False, True, False, True]], device=W.device)
+    out = network_on_sets(W, m)
+    return out[:, 0], out[:, 1]
+
+
+def eq56_step(W: Tensor, eta: float | Tensor, gamma: float) -> Tensor:
+    """One gradient-descent step on ``{(x+, 1), (x-, -1)}`` (m = 1) with the loss of Eq. 3, via Eq. 5-6:
+
+    for ``j in W_t^+(i1) n W_t^-(i2)``: ``w(j) <- w(j) + eta x_i1 1[N(x+) < gamma] - eta x_i2 1[N(x-) > -1]``;
+    for ``j in U_t^+(i1) n U_t^-(i2)``: ``u(j) <- u(j) - eta x_i1 1[N(x+) < gamma] + eta x_i2 1[N(x-) > -1]``.
+
+    Reading of a damaged formula: the paper prints the negative-point indicator as ``1_{N_W(x-) < 1}``; the hinge
+    term ``max{1 + N_W(x-), 0}`` of Eq. 3 is active iff ``N_W(x-) > -1`` (i.e. ``-N_W(x-) < 1``, the form used in
+    Lemma A.3), which is what we implement and what autograd confirms (tests).
+    """
+    k = W.shape[1] // 2
+    P = X.patterns(W.dtype, W.device)
+    npos, nneg = diverse_outputs(W)
+    a = (npos < gamma).to(W.dtype)[:, None, None]
+    b = (nneg > -1).to(W.dtype)[:, None, None]
+    s = eq4_sets(W)
+    eta_t = torch.as_tensor(eta, dtype=W.dtype, device=W.device)
+    if eta_t.ndim == 1:
+        eta_t = eta_t[:, None, None]
+    dw = a * P[s["Wplus"]] - b * P[s["Wminus"]]
+    du = -a * P[s["Uplus"]] + b * P[s["Uminus"]]
+    return W + eta_t * torch.cat([dw, du], 1)
+
+
+def S_plus(W: Tensor) -> Tensor:
+    """``S_t^+ = sum_{j in W^+(1) u W^+(3)} max_l relu(w(j).x+_l)`` (Sec. 5), ``[R]``."""
+    k = W.shape[1] // 2
+    pr = projections(W[:, :k])
+    s = eq4_sets(W)["Wplus"]
+    val = torch.relu(pr).amax(-1)
+    return (val * ((s == 0) | (s == 2))).sum(-1)
+
+
+def XY_plus(W: Tensor) -> tuple[Tensor, Tensor]:
+    """Eq. 7: ``X^+(i) = sum_{j in W^+(i)} max_l relu(w(j).x+_l)`` and ``Y^+(i)`` likewise for the u's; ``[R, 4]``."""
+    k = W.shape[1] // 2
+    s = eq4_sets(W)
+    act = torch.relu(projections(W)).amax(-1)  # response on a diverse positive point, [R, C]
+    oh_w = torch.nn.functional.one_hot(s["Wplus"], 4).to(W.dtype)
+    oh_u = torch.nn.functional.one_hot(s["Uplus"], 4).to(W.dtype)
+    return (act[:, :k, None] * oh_w).sum(1), (act[:, k:, None] * oh_u).sum(1)
+
+
+def thm53_conditions(W: Tensor) -> dict[str, Tensor]:
+    """The conditions a)-d) of the proof of Theorem 5.3 (App. A.6) for ``k = 2`` networks ``W [R, 4, 2]``:
+
+    a) ``W^+(1)`` empty, b) ``W^+(3)`` empty, c) ``u(1).x2 > 0`` and ``u(2).x2 > 0``, d) the same with x4.
+    Returns bool ``[R]`` per condition and ``E`` (any of them)."""
+    if W.shape[1] != 4:
+        raise ValueError(f"W must be a k = 2 network [R, 4, 2], got {tuple(W.shape)}")
+    s = eq4_sets(W)["Wplus"]
+    pr = projections(W[:, 2:])  # [R, 2, 4]
+    out = {
+        "a": ~(s == 0).any(-1),
+        "b": ~(s == 2).any(-1),
+        "c": (pr[:, :, 1] > 0).all(-1),
+        "d": (pr[:, :, 3] > 0).all(-1),
+    }
+    out["E"] = out["a"] | out["b"] | out["c"] | out["d"]
+    return out
+
+
+def xor_sec_b_bound(k: int) -> float:
+    """Theorem B.5: for ``k >= 25`` GD on the four XOR points converges within ``4k / (k - 2 sqrt k) + 40`` steps."""
+    if k < 25:
+        raise ValueError(f"k must be >= 25, got {k}")
+    return 4 * k / (k - 2 * math.sqrt(k)) + 40
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Training (Eq. 3) through cnnbias.engine, all channel counts of a figure in one batched program
+# ----------------------------------------------------------------------------------------------------------------
+
+
+def init_filters(ks: list[int] | Tensor, sigma_g: list[float] | Tensor, gens: list[torch.Generator],
+                 dim: int = 2, dtype: torch.dtype = torch.float64) -> tuple[Tensor, Tensor]:
+    """Gaussian initialization ``N(0, sigma_g^2)`` of ``2 k_r`` filters for every run ``r``, padded to
+    ``K = max k``: returns ``W [R, 2K, dim]`` (w filters in rows ``0..k_r-1``, u filters in rows ``K..K+k_r-1``,
+    zeros elsewhere) and the channel mask ``[R, 2K]`` (float 0/1).  Run ``r`` draws from ``gens[r]`` only, so
+    the result does not depend on which channel counts share the batch."""
+    ks = [int(k) for k in ks]
+    if len(ks) != len(gens) or len(ks) != len(sigma_g):
+        raise ValueError("ks, sigma_g and gens must have one entry per run")
+    if min(ks) < 1:
+        raise ValueError(f"every k must be >= 1, got {min(ks)}")
+    K = max(ks)
+    W = torch.zeros(len(ks), 2 * K, dim, dtype=dtype)
+    mask = torch.zeros(len(ks), 2 * K, dtype=dtype)
+    for r, (k, s, g) in enumerate(zip(ks, sigma_g, gens)):
+        w = float(s) * torch.randn(2 * k, dim, generator=g, dtype=dtype)
+        W[r, :k], W[r, K:K + k] = w[:k], w[k:]
+        mask[r, :k], mask[r, K:K + k] = 1.0, 1.0
+    return W, mask
+
+
+def eq3_loss(out: Tensor, y: Tensor, gamma: float | Tensor) -> Tensor:
+    """Eq. 3 per run: ``(1/m) sum_pos max{gamma - N, 0} + (1/m) sum_neg max{1 + N, 0}`` with ``m`` points per class
+    (``out, y [R, 2m]``; classes balanced).  ``gamma`` may be a float or a per-run tensor ``[R]``."""
+    g = torch.as_tensor(gamma, dtype=out.dtype, device=out.device)
+    if g.ndim == 1:
+        g = g[:, None]
+    pos = (y > 0).to(out.dtype)
+    m = pos.sum(-1).clamp(min=1)
+    per = pos * torch.relu(g - out) + (1 - pos) * torch.relu(1 + out)
+    return per.sum(-1) / m
+
+
+def forward_patterns(W: Tensor, pats: Tensor, idx: Tensor, mask: Tensor | None = None) -> Tensor:
+    """Eq. 1 / Eq. 8 on pattern-index inputs: ``N_W`` for ``W [R, 2K, dim]``, pattern matrix ``pats [L, dim]`` and
+    ``idx [R, m, n]``.  Computed as ``cnnbias.models.maxpool.forward_fixed`` of the projections ``W pats^T``
+    (a gather over the ``L`` patterns), which equals the dense forward pass on ``pats[idx]``."""
+    from cnnbias.models import maxpool
+
+    if mask is not None:
+        W = W * mask[..., None]
+    return maxpool.forward_fixed(W @ pats.T, idx=idx)
+
+
+def train_fixed_readout(
+    W0: Tensor, mask: Tensor, pats: Tensor, idx: Tensor, y: Tensor, lr: Tensor, gamma: float | Tensor,
+    max_epochs: int, patience: int | None = 20, record=None, record_every: int = 1,
+):
+    """Gradient descent on Eq. 3 over the first layer only (readout fixed to +-1), through
+    :func:`cnnbias.engine.train`; stops at zero loss (a global minimum, where the gradient vanishes), after
+    ``patience`` non-improving iterations, or at ``max_epochs``.  Returns the engine's ``TrainResult``."""
+    from cnnbias.engine import StopRule, train
+
+    gam = torch.as_tensor(gamma, dtype=W0.dtype)
+
+    def loss_fn(params, batch):
+        g = batch.take(gam) if gam.ndim == 1 else gam
+        out = forward_patterns(params["W"], pats, batch.take(idx), batch.take(mask))
+        return eq3_loss(out, batch.take(y), g)
+
+    stop = StopRule(max_epochs=max_epochs, loss_below=0.0, patience=patience)
+    return train(loss_fn, {"W": W0}, trainable=("W",), optimizer="gd", lr=lr, stop=stop,
+                 record=record, record_every=record_every)
