@@ -1,0 +1,102 @@
+# The executable book: two commands on a fresh machine.
+#
+#   make book      set up, execute changed notebooks (jupyter-book cache) and build _build/html (-W)
+#   make test      set up, then library tests, nbval over every notebook, HTML build with the
+#                  stored outputs (-W), page and offline checks, headless-browser check
+#   make execute   re-execute every notebook in place (chapters first, then the appendix) and record
+#                  per-notebook wall times in book/appendix/timings.csv
+#   make setup     .venv + torch pin + the package with its book/test extras + offline MathJax
+#
+# Stored outputs are produced at CNNBIAS_SCALE=book on the CPU (float64); execute, nbval and the
+# book build use that environment whatever the caller's shell exports (see BOOK_ENV).
+
+SHELL := bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+MAKEFLAGS += --no-print-directory
+
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+JB := $(VENV)/bin/jupyter-book
+# The notebooks' python3 kernelspec runs `python`: make it the venv's.
+export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
+
+TORCH_PIN := torch==2.13.0
+MATHJAX_VERSION := 3.2.2
+MATHJAX_DIR := book/_static/mathjax
+MATHJAX_CACHE := .cache/mathjax
+SETUP_STAMP := $(VENV)/.cnnbias-setup
+MATHJAX_STAMP := $(MATHJAX_DIR)/.mathjax-$(MATHJAX_VERSION)
+
+BOOK_ENV := CNNBIAS_SCALE=book CNNBIAS_DEVICE=cpu CNNBIAS_PROGRESS=0 PYTHONHASHSEED=0
+JB_FLAGS := --builder html -W --keep-going
+# The build check of `make test` uses the stored outputs: the same config with execution off.
+STORED_CONFIG := _build/_config_stored.yml
+TIMEOUT ?= 1800
+NB ?=
+
+.PHONY: help setup book html-stored execute test test-lib test-nbval test-html clean
+
+help:
+	@echo "make book     set up, execute (cache) and build the HTML book into _build/html"
+	@echo "make test     set up, library tests, nbval, HTML build with stored outputs, browser test"
+	@echo "make execute  re-execute notebooks in place (NB='book/part1/x.ipynb ...' for some) and record times"
+	@echo "make setup    create .venv, install torch pin, the package, extras and offline MathJax"
+	@echo "make clean    remove _build"
+
+# ---------------------------------------------------------------------------------------------
+setup: $(SETUP_STAMP) $(MATHJAX_STAMP)
+
+$(SETUP_STAMP): pyproject.toml
+	@test -x $(PY) || { echo "creating $(VENV)"; $(PYTHON) -m venv $(VENV); }
+	@# torch first: the pin resolves to the CPU wheel; anything pulling torch later finds it installed.
+	$(PY) -m pip install -q "$(TORCH_PIN)"
+	$(PY) -m pip install -q -e ".[book,test]"
+	@touch $@
+
+$(MATHJAX_STAMP):
+	@command -v npm >/dev/null || { echo "npm is needed once to fetch MathJax $(MATHJAX_VERSION) (Debian: apt-get install npm)"; exit 1; }
+	@mkdir -p $(MATHJAX_CACHE)
+	@test -f $(MATHJAX_CACHE)/mathjax-$(MATHJAX_VERSION).tgz || \
+	  (cd $(MATHJAX_CACHE) && npm pack --silent --cache "$(CURDIR)/$(MATHJAX_CACHE)/npm" mathjax@$(MATHJAX_VERSION) >/dev/null)
+	@rm -rf $(MATHJAX_CACHE)/package $(MATHJAX_DIR)
+	@tar -xzf $(MATHJAX_CACHE)/mathjax-$(MATHJAX_VERSION).tgz -C $(MATHJAX_CACHE)
+	@# The whole es5 tree (tex-chtml.js, output/chtml/fonts, and the extensions TeX autoloads).
+	@mkdir -p $(dir $(MATHJAX_DIR)) && cp -r $(MATHJAX_CACHE)/package/es5 $(MATHJAX_DIR)
+	@test -f $(MATHJAX_DIR)/tex-chtml.js && test -d $(MATHJAX_DIR)/output/chtml/fonts
+	@touch $@
+	@echo "MathJax $(MATHJAX_VERSION) in $(MATHJAX_DIR)"
+
+# ---------------------------------------------------------------------------------------------
+book: setup
+	$(BOOK_ENV) $(JB) build . $(JB_FLAGS)
+	@echo "book: _build/html/index.html"
+
+execute: setup
+	$(BOOK_ENV) $(PY) -m cnnbias.book execute --timeout $(TIMEOUT) $(NB)
+
+html-stored: setup
+	@mkdir -p _build
+	@sed -E 's/^([[:space:]]*execute_notebooks[[:space:]]*:).*/\1 "off"/' _config.yml > $(STORED_CONFIG)
+	@grep -q 'execute_notebooks: "off"' $(STORED_CONFIG)
+	$(BOOK_ENV) $(JB) build . --config $(STORED_CONFIG) $(JB_FLAGS)
+
+# ---------------------------------------------------------------------------------------------
+test: setup
+	@$(MAKE) test-lib
+	@$(MAKE) test-nbval
+	@$(MAKE) test-html
+
+test-lib: setup
+	$(PY) -m pytest tests/ -q -m "not book and not browser" -p no:cacheprovider
+
+test-nbval: setup
+	$(BOOK_ENV) $(PY) -m pytest --nbval --nbval-current-env --nbval-cell-timeout=$(TIMEOUT) \
+	  --nbval-sanitize-with tests/nbval_sanitize.cfg -p no:cacheprovider -q book/
+
+test-html: html-stored
+	CNNBIAS_REQUIRE_HTML=1 $(PY) -m pytest -q -p no:cacheprovider tests/test_book_html.py tests/test_browser.py
+
+clean:
+	rm -rf _build

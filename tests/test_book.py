@@ -1,0 +1,157 @@
+"""Tests of cnnbias.book: toc parsing, claims read back from stored outputs, timings file."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from cnnbias import book
+from cnnbias.claims import Claims
+
+
+def _nb(cells: list[dict]) -> dict:
+    return {"cells": cells, "metadata": {}, "nbformat": 4, "nbformat_minor": 4}
+
+
+def _md(text: str) -> dict:
+    return {"cell_type": "markdown", "metadata": {}, "source": text}
+
+
+def _code(outputs: list[dict], source: str = "claims.report()") -> dict:
+    return {"cell_type": "code", "metadata": {}, "source": source, "outputs": outputs, "execution_count": 1}
+
+
+def _stream(text: str) -> dict:
+    return {"output_type": "stream", "name": "stdout", "text": text}
+
+
+def _report_text(claims: Claims, capsys) -> str:
+    claims.report()
+    return capsys.readouterr().out
+
+
+@pytest.fixture()
+def tiny_book(tmp_path: Path, capsys) -> Path:
+    """A repository with a toc, two chapters (one with claims, one without) and an appendix."""
+    (tmp_path / "_toc.yml").write_text(
+        "format: jb-book\nroot: book/intro\nparts:\n  - caption: A\n    chapters:\n"
+        "      - file: book/a/second\n      - file: book/a/first\n      - file: book/notes\n"
+        "  - caption: Appendix\n    chapters:\n      - file: book/appendix/summary\n"
+    )
+    (tmp_path / "book" / "a").mkdir(parents=True)
+    (tmp_path / "book" / "appendix").mkdir()
+    (tmp_path / "book" / "intro.md").write_text("# Intro\n")
+    (tmp_path / "book" / "notes.md").write_text("# Notes\n")
+    c = Claims("ch")
+    c.close("ch.mean", "the mean is near zero", 0.01, 0.0, 0.1, paper="0 (Thm 1)")
+    c.at_least("ch.cos", "cosine | with a bar", 0.5, 0.9)
+    text = _report_text(c, capsys)
+    first = _nb([_md("Intro text\n\n# First chapter\n\n## Section"), _code([_stream("hello\n")], "x = 1"),
+                 _code([_stream(text)])])
+    (tmp_path / "book" / "a" / "first.ipynb").write_text(json.dumps(first))
+    (tmp_path / "book" / "a" / "second.ipynb").write_text(json.dumps(_nb([_md("# Second"), _code([])])))
+    (tmp_path / "book" / "appendix" / "summary.ipynb").write_text(json.dumps(_nb([_md("# Summary")])))
+    (tmp_path / "book" / "a" / "zz_orphan.ipynb").write_text(json.dumps(_nb([])))
+    return tmp_path
+
+
+def test_toc_entries_in_order_and_resolved(tiny_book: Path) -> None:
+    assert book.toc_entries(tiny_book) == [
+        Path("book/intro.md"), Path("book/a/second.ipynb"), Path("book/a/first.ipynb"),
+        Path("book/notes.md"), Path("book/appendix/summary.ipynb")]
+
+
+def test_toc_entry_missing_is_an_error(tiny_book: Path) -> None:
+    (tiny_book / "book" / "notes.md").unlink()
+    with pytest.raises(FileNotFoundError, match="book/notes"):
+        book.toc_entries(tiny_book)
+
+
+def test_execution_order_chapters_then_orphans_then_appendix(tiny_book: Path) -> None:
+    assert book.execution_order(tiny_book) == [
+        Path("book/a/second.ipynb"), Path("book/a/first.ipynb"), Path("book/a/zz_orphan.ipynb"),
+        Path("book/appendix/summary.ipynb")]
+
+
+def test_repo_root_found_from_a_subfolder(tiny_book: Path) -> None:
+    assert book.repo_root(tiny_book / "book" / "appendix") == tiny_book.resolve()
+    with pytest.raises(FileNotFoundError):
+        book.repo_root(Path("/"))
+
+
+def test_read_claims_round_trips_report(tiny_book: Path) -> None:
+    recs = book.read_claims(tiny_book / "book" / "a" / "first.ipynb", tiny_book)
+    assert [r.id for r in recs] == ["ch.mean", "ch.cos"]
+    mean, cos = recs
+    assert (mean.status, mean.measured, mean.paper, mean.tol) == ("PASS", "0.01", "0 (Thm 1)", "|x - 0| <= 0.1")
+    assert mean.statement == "the mean is near zero" and mean.notebook == "book/a/first.ipynb"
+    assert (cos.status, cos.passed, cos.measured, cos.tol) == ("FAIL", False, "0.5", ">= 0.9")
+    assert cos.statement == "cosine | with a bar"
+
+
+def test_read_claims_last_printing_wins_and_ignores_other_text(tmp_path: Path) -> None:
+    lines1 = "ch.a  FAIL  measured=1 | paper=2 | tol=<= 1.5\nnot a claim PASS\n"
+    lines2 = "ch.a  PASS  measured=1 | paper=2 | tol=<= 1.5\n"
+    nb = _nb([_code([_stream(lines1)]), _code([{"output_type": "execute_result", "execution_count": 1,
+                                                "metadata": {}, "data": {"text/plain": lines2}}])])
+    p = tmp_path / "x.ipynb"
+    p.write_text(json.dumps(nb))
+    (rec,) = book.read_claims(p)
+    assert rec.status == "PASS" and rec.statement == ""
+
+
+def test_read_claims_invalid_json_names_the_file(tmp_path: Path) -> None:
+    p = tmp_path / "broken.ipynb"
+    p.write_text("{not json")
+    with pytest.raises(ValueError, match="broken.ipynb"):
+        book.read_claims(p)
+
+
+def test_book_claims_counts_and_markdown(tiny_book: Path) -> None:
+    claims = book.book_claims(tiny_book)
+    assert list(claims) == [Path("book/a/second.ipynb"), Path("book/a/first.ipynb")]  # no appendix
+    assert claims[Path("book/a/second.ipynb")] == []
+    counts = book.claims_counts(claims)
+    assert counts == {"chapters": 2, "chapters_without_claims": 1, "claims": 2, "passed": 1, "failed": 1}
+    md = book.claims_markdown(claims, tiny_book)
+    assert "| First chapter | 2 | 1 | 1 |" in md and "| Second | 0 | 0 | 0 |" in md
+    assert "| **all chapters** | **2** | **1** | **1** |" in md
+    assert "`ch.cos` | **FAIL**" in md and "cosine \\| with a bar" in md  # pipes escaped
+    linked = book.claims_markdown(claims, tiny_book, link_from="book/appendix")
+    assert "[First chapter](../a/first.ipynb)" in linked
+
+
+def test_notebook_title_falls_back_to_stem(tiny_book: Path) -> None:
+    assert book.notebook_title(tiny_book / "book" / "a" / "first.ipynb") == "First chapter"
+    assert book.notebook_title(tiny_book / "book" / "a" / "zz_orphan.ipynb") == "zz_orphan"
+
+
+def test_timings_round_trip_with_total(tmp_path: Path) -> None:
+    p = tmp_path / "t" / "timings.csv"
+    assert book.read_timings(p) == []
+    rows = [{"notebook": "b.ipynb", "seconds": "20", "scale": "book", "device": "cpu", "cpus": "2"},
+            {"notebook": "a.ipynb", "seconds": "10", "scale": "book", "device": "cpu", "cpus": "2"}]
+    book.write_timings(p, rows, order=[Path("a.ipynb"), Path("b.ipynb")])
+    text = p.read_text().splitlines()
+    assert text[0] == "notebook,seconds,scale,device,cpus"
+    assert text[1].startswith("a.ipynb,10") and text[-1] == "total,30,book,cpu,2"
+    assert [r["notebook"] for r in book.read_timings(p)] == ["a.ipynb", "b.ipynb"]
+    p.write_text("name,time\nx,1\n")
+    with pytest.raises(ValueError, match="expected columns"):
+        book.read_timings(p)
+
+
+def test_execute_notebook_in_place_records_time(tiny_book: Path) -> None:
+    pytest.importorskip("nbclient")
+    nb = _nb([_code([], "import os\nprint(os.path.basename(os.getcwd()), 6 * 7)")])
+    nb["metadata"]["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    p = tiny_book / "book" / "a" / "second.ipynb"
+    p.write_text(json.dumps(nb))
+    rows = book.execute_notebooks([Path("book/a/second.ipynb")], tiny_book, log=lambda s: None)
+    out = json.loads(p.read_text())["cells"][0]["outputs"]
+    assert "".join(out[0]["text"]) == "a 42\n"  # executed in the notebook's own folder
+    assert rows[0]["notebook"] == "book/a/second.ipynb"
+    timings = book.read_timings(tiny_book / "book" / "appendix" / "timings.csv")
+    assert [r["notebook"] for r in timings] == ["book/a/second.ipynb"]
