@@ -290,130 +290,187 @@ def train(
                 raise ValueError(f"shuffle_seeds must have one entry per run (R={R}), got {shuffle_seeds.numel()}")
 
     first = params[trainable[0]]
-    dev = first.device
     lr_all = _check_lr(lr, R, first)
     if progress is None:
         progress = os.environ.get("CNNBIAS_PROGRESS", "") == "1"
 
-    out = {n: p.detach().clone() for n, p in params.items()}
-    cur = {n: p.detach().clone() for n, p in params.items()}
-    for n in trainable:
-        cur[n].requires_grad_(True)
-    live = torch.arange(R, device=dev)
-    lr_live = lr_all
-    seeds_live = shuffle_seeds.to(dev) if minibatch else None
-    adam_m = {n: torch.zeros_like(cur[n]) for n in trainable} if optimizer == "adam" else {}
-    adam_v = {n: torch.zeros_like(cur[n]) for n in trainable} if optimizer == "adam" else {}
-    adam_t = 0
-
-    epochs = torch.zeros(R, dtype=torch.int64)
-    final_loss = torch.full((R,), float("nan"), dtype=first.dtype)
-    reason = ["max_epochs"] * R
-    best = torch.full((R,), float("inf"), dtype=first.dtype, device=dev)
-    since_best = torch.zeros(R, dtype=torch.int64, device=dev)
-    cache: dict = {}
+    state = _RunState(params, trainable, lr_all, shuffle_seeds if minibatch else None, optimizer, stop)
+    state.betas, state.eps = (b1, b2), adam_eps
     evaluate = eval_fn or loss_fn
     history: dict[str, list[torch.Tensor]] = {}
     history_epochs: list[int] = []
 
     def do_record(epoch: int) -> None:
         with torch.no_grad():
-            vals = record({n: t.detach() for n, t in cur.items()}, live)
+            vals = record({n: t.detach() for n, t in state.cur.items()}, state.live)
         for key, v in vals.items():
             v = torch.as_tensor(v)
-            if v.shape[0] != live.numel():
-                raise ValueError(f"record()[{key!r}] must have one row per live run ({live.numel()}), got {tuple(v.shape)}")
-            full = torch.full((R,) + tuple(v.shape[1:]), float("nan"), dtype=v.dtype if v.is_floating_point() else torch.float64)
-            full[live.cpu()] = v.detach().cpu().to(full.dtype)
+            if v.shape[0] != state.live.numel():
+                raise ValueError(
+                    f"record()[{key!r}] must have one row per live run ({state.live.numel()}), got {tuple(v.shape)}"
+                )
+            dt = v.dtype if v.is_floating_point() else torch.float64
+            full = torch.full((R,) + tuple(v.shape[1:]), float("nan"), dtype=dt)
+            full[state.live.cpu()] = v.detach().cpu().to(dt)
             history.setdefault(key, []).append(full)
         history_epochs.append(epoch)
 
     if record is not None:
         do_record(0)
-
-    steps_per_epoch = math.ceil(n_train / batch_size) if minibatch else 1
     bar = None
     if progress:
         from tqdm.auto import tqdm
 
         bar = tqdm(total=stop.max_epochs, desc="train", leave=False)
 
-    for epoch in range(1, stop.max_epochs + 1):
-        perm = permutations(seeds_live, epoch, n_train) if minibatch else None
-        for s in range(steps_per_epoch):
-            idx = perm[:, s * batch_size : (s + 1) * batch_size] if minibatch else None
-            batch = Batch(live, idx, R, cache)
-            loss = loss_fn(cur, batch)
-            if loss.shape != (live.numel(),):
-                raise ValueError(
-                    f"loss_fn must return one loss per live run, shape ({live.numel()},); got {tuple(loss.shape)}"
-                )
-            grads = torch.autograd.grad(loss.sum(), [cur[n] for n in trainable])
-            with torch.no_grad():
-                if optimizer == "adam":
-                    adam_t += 1
-                    c1, c2 = 1 - b1**adam_t, 1 - b2**adam_t
-                for n, g in zip(trainable, grads):
-                    p = cur[n]
-                    step_lr = _bcast(lr_live, p)
-                    if optimizer == "adam":
-                        adam_m[n].mul_(b1).add_(g, alpha=1 - b1)
-                        adam_v[n].mul_(b2).addcmul_(g, g, value=1 - b2)
-                        p.sub_(step_lr * (adam_m[n] / c1) / ((adam_v[n] / c2).sqrt() + adam_eps))
-                    else:
-                        p.sub_(step_lr * g)
-        epochs[live.cpu()] += 1
+    def check_due(e: int) -> bool:
+        return e > 0 and (e % stop.check_every == 0 or e == stop.max_epochs)
+
+    # Full-batch training without a separate eval_fn reuses the loss of each step for the stop
+    # rules: the loss computed at the start of epoch e+1 is the training loss after e epochs.
+    fused = not minibatch and eval_fn is None
+    steps_per_epoch = math.ceil(n_train / batch_size) if minibatch else 1
+    epoch = 0
+    while state.live.numel() > 0:
+        if fused:
+            batch = Batch(state.live, None, R, state.cache)
+            loss = _check_loss(loss_fn(state.cur, batch), state.live, "loss_fn")
+            if check_due(epoch):
+                keep = state.check(epoch, loss.detach())
+                if keep is not None:
+                    if not bool(keep.any()):
+                        break
+                    grads = state.grads(loss[keep].sum())
+                    state.compact(keep)
+                    grads = [g[keep] for g in grads]
+                else:
+                    grads = state.grads(loss.sum())
+            else:
+                grads = state.grads(loss.sum())
+            state.step(grads)
+        else:
+            perm = permutations(state.seeds, epoch + 1, n_train) if minibatch else None
+            for s in range(steps_per_epoch):
+                idx = perm[:, s * batch_size : (s + 1) * batch_size] if minibatch else None
+                loss = _check_loss(loss_fn(state.cur, Batch(state.live, idx, R, state.cache)), state.live, "loss_fn")
+                state.step(state.grads(loss.sum()))
+        epoch += 1
         if record is not None and epoch % record_every == 0:
             do_record(epoch)
         if bar is not None:
             bar.update(1)
-
-        if epoch % stop.check_every != 0 and epoch != stop.max_epochs:
-            continue
-        with torch.no_grad():
-            L = evaluate(cur, Batch(live, None, R, cache)).detach()
-        if L.shape != (live.numel(),):
-            raise ValueError(f"eval_fn must return one loss per live run, shape ({live.numel()},); got {tuple(L.shape)}")
-        done = torch.zeros(live.numel(), dtype=torch.bool, device=dev)
-        why = [None] * live.numel()
-        if stop.loss_below is not None:
-            hit = L <= stop.loss_below
-            done |= hit
-            for i in torch.nonzero(hit).flatten().tolist():
-                why[i] = "loss_below"
-        if stop.patience is not None:
-            improved = L < best[live] - stop.min_delta
-            best[live] = torch.where(improved, L, best[live])
-            since_best[live] = torch.where(improved, torch.zeros_like(since_best[live]), since_best[live] + 1)
-            hit = (since_best[live] >= stop.patience) & ~done
-            done |= hit
-            for i in torch.nonzero(hit).flatten().tolist():
-                why[i] = "patience"
-        if epoch == stop.max_epochs:
-            done[:] = True
-        if not bool(done.any()):
-            continue
-        fin = live[done].cpu()
-        final_loss[fin] = L[done].cpu().to(final_loss.dtype)
-        for i, r in zip(torch.nonzero(done).flatten().tolist(), fin.tolist()):
-            reason[r] = why[i] or "max_epochs"
-        for n in names:
-            out[n][live[done]] = cur[n].detach()[done]
-        keep = ~done
-        live = live[keep]
-        if live.numel() == 0:
+        if not fused and check_due(epoch):
+            with torch.no_grad():
+                L = _check_loss(evaluate(state.cur, Batch(state.live, None, R, state.cache)), state.live, "eval_fn")
+            keep = state.check(epoch, L.detach())
+            if keep is not None:
+                state.compact(keep)
+        elif fused and epoch == stop.max_epochs:
+            with torch.no_grad():
+                L = _check_loss(loss_fn(state.cur, Batch(state.live, None, R, state.cache)), state.live, "loss_fn")
+            state.check(epoch, L.detach())
             break
-        cache.clear()
-        for n in names:
-            t = cur[n].detach()[keep]
-            cur[n] = t.requires_grad_(True) if n in trainable else t
-        for st in (adam_m, adam_v):
-            for n in st:
-                st[n] = st[n][keep]
-        lr_live = lr_live[keep]
-        if minibatch:
-            seeds_live = seeds_live[keep]
     if bar is not None:
         bar.close()
     hist = {k: torch.stack(v) for k, v in history.items()}
-    return TrainResult(out, epochs, final_loss, reason, hist, history_epochs)
+    return TrainResult(state.out, state.epochs, state.final_loss, state.reason, hist, history_epochs)
+
+
+def _check_loss(loss: torch.Tensor, live: torch.Tensor, what: str) -> torch.Tensor:
+    if not isinstance(loss, torch.Tensor) or loss.shape != (live.numel(),):
+        shape = tuple(loss.shape) if isinstance(loss, torch.Tensor) else type(loss).__name__
+        raise ValueError(f"{what} must return one loss per live run, shape ({live.numel()},); got {shape}")
+    return loss
+
+
+class _RunState:
+    """The live runs' parameters and optimizer state, with stop bookkeeping and compaction."""
+
+    def __init__(self, params, trainable, lr_all, seeds, optimizer, stop: StopRule):
+        R = next(iter(params.values())).shape[0]
+        self.R, self.trainable, self.optimizer, self.stop = R, list(trainable), optimizer, stop
+        self.names = list(params)
+        self.out = {n: p.detach().clone() for n, p in params.items()}
+        self.cur = {n: p.detach().clone() for n, p in params.items()}
+        for n in self.trainable:
+            self.cur[n].requires_grad_(True)
+        dev = self.cur[self.trainable[0]].device
+        dt = self.cur[self.trainable[0]].dtype
+        self.live = torch.arange(R, device=dev)
+        self.lr = lr_all
+        self.seeds = seeds.to(dev) if seeds is not None else None
+        self.adam_m = {n: torch.zeros_like(self.cur[n]) for n in self.trainable} if optimizer == "adam" else {}
+        self.adam_v = {n: torch.zeros_like(self.cur[n]) for n in self.trainable} if optimizer == "adam" else {}
+        self.adam_t = 0
+        self.epochs = torch.zeros(R, dtype=torch.int64)
+        self.final_loss = torch.full((R,), float("nan"), dtype=dt)
+        self.reason = ["max_epochs"] * R
+        self.best = torch.full((R,), float("inf"), dtype=dt, device=dev)
+        self.since_best = torch.zeros(R, dtype=torch.int64, device=dev)
+        self.cache: dict = {}
+
+    def grads(self, total: torch.Tensor) -> list[torch.Tensor]:
+        return list(torch.autograd.grad(total, [self.cur[n] for n in self.trainable]))
+
+    @torch.no_grad()
+    def step(self, grads: list[torch.Tensor]) -> None:
+        b1, b2 = self.betas
+        if self.optimizer == "adam":
+            self.adam_t += 1
+            c1, c2 = 1 - b1**self.adam_t, 1 - b2**self.adam_t
+        for n, g in zip(self.trainable, grads):
+            p = self.cur[n]
+            lr = _bcast(self.lr, p)
+            if self.optimizer == "adam":
+                self.adam_m[n].mul_(b1).add_(g, alpha=1 - b1)
+                self.adam_v[n].mul_(b2).addcmul_(g, g, value=1 - b2)
+                p.sub_(lr * (self.adam_m[n] / c1) / ((self.adam_v[n] / c2).sqrt() + self.eps))
+            else:
+                p.sub_(lr * g)
+
+    def check(self, epoch: int, L: torch.Tensor) -> torch.Tensor | None:
+        """Apply the stop rules to the live runs after ``epoch`` epochs.  Returns the keep mask, or
+        None when every live run goes on.  Finished runs' results are written out."""
+        stop, live = self.stop, self.live
+        done = torch.zeros(live.numel(), dtype=torch.bool, device=live.device)
+        why = torch.zeros(live.numel(), dtype=torch.int64, device=live.device)  # 0 max, 1 loss, 2 patience
+        if stop.loss_below is not None:
+            hit = L <= stop.loss_below
+            done |= hit
+            why[hit] = 1
+        if stop.patience is not None:
+            best = self.best[live]
+            improved = L < best - stop.min_delta
+            self.best[live] = torch.where(improved, L, best)
+            since = torch.where(improved, torch.zeros_like(self.since_best[live]), self.since_best[live] + 1)
+            self.since_best[live] = since
+            hit = (since >= stop.patience) & ~done
+            done |= hit
+            why[hit] = 2
+        if epoch >= stop.max_epochs:
+            done[:] = True
+        if not bool(done.any()):
+            return None
+        fin = live[done].cpu()
+        self.final_loss[fin] = L[done].cpu().to(self.final_loss.dtype)
+        self.epochs[fin] = epoch
+        names = ("max_epochs", "loss_below", "patience")
+        for r, w in zip(fin.tolist(), why[done].cpu().tolist()):
+            self.reason[r] = names[w]
+        for n in self.names:
+            self.out[n][live[done]] = self.cur[n].detach()[done].to(self.out[n].dtype)
+        return ~done
+
+    def compact(self, keep: torch.Tensor) -> None:
+        """Drop finished runs from the computation."""
+        self.live = self.live[keep]
+        self.cache.clear()
+        for n in self.names:
+            t = self.cur[n].detach()[keep]
+            self.cur[n] = t.requires_grad_(True) if n in self.trainable else t
+        for st in (self.adam_m, self.adam_v):
+            for n in st:
+                st[n] = st[n][keep]
+        self.lr = self.lr[keep]
+        if self.seeds is not None:
+            self.seeds = self.seeds[keep]
