@@ -1,0 +1,62 @@
+"""Tests for cnnbias.models.maxpool against a naive per-example implementation."""
+
+import pytest
+import torch
+
+from cnnbias.models import maxpool
+
+
+def naive(W, a, X):
+    """sum_c a_c max_j relu(w_c . x[j]) with Python loops, one run, one example."""
+    out = 0.0
+    for c in range(W.shape[0]):
+        out += float(a[c]) * max(max(float(W[c] @ X[j]), 0.0) for j in range(X.shape[0]))
+    return out
+
+
+def test_dense_and_gather_match_naive():
+    g = torch.Generator().manual_seed(0)
+    R, C, d, m, n = 3, 6, 7, 5, 4
+    W = torch.randn(R, C, d, generator=g, dtype=torch.float64)
+    a = torch.randn(R, C, generator=g, dtype=torch.float64)
+    idx = torch.randint(0, d, (R, m, n), generator=g)
+    X = torch.eye(d, dtype=torch.float64)[idx]
+    f_idx = maxpool.forward(W, a, idx=idx)
+    f_X = maxpool.forward(W, a, X=X)
+    assert torch.allclose(f_idx, f_X, atol=1e-12)
+    for r in range(R):
+        for i in range(m):
+            assert f_X[r, i].item() == pytest.approx(naive(W[r], a[r], X[r, i]), abs=1e-12)
+    Xd = torch.randn(R, m, n, d, generator=g, dtype=torch.float64)
+    fd = maxpool.forward(W, a, X=Xd)
+    assert fd[1, 2].item() == pytest.approx(naive(W[1], a[1], Xd[1, 2]), abs=1e-12)
+
+
+def test_forward_fixed_is_plus_minus_readout():
+    g = torch.Generator().manual_seed(1)
+    W = torch.randn(2, 8, 5, generator=g, dtype=torch.float64)
+    idx = torch.randint(0, 5, (2, 3, 4), generator=g)
+    a = maxpool.fixed_readout(4, 2)
+    assert a[0].tolist() == [1.0] * 4 + [-1.0] * 4
+    assert torch.allclose(maxpool.forward_fixed(W, idx=idx), maxpool.forward(W, a, idx=idx))
+
+
+def test_gradient_flows_to_argmax_patch_only():
+    W = torch.tensor([[[1.0, 2.0, -1.0]]], dtype=torch.float64, requires_grad=True)
+    idx = torch.tensor([[[0, 1, 2]]])
+    maxpool.responses(W, idx=idx).sum().backward()
+    assert W.grad.tolist() == [[[0.0, 1.0, 0.0]]]
+
+
+def test_shape_errors():
+    W = torch.zeros(2, 4, 3)
+    with pytest.raises(ValueError, match="exactly one"):
+        maxpool.responses(W)
+    with pytest.raises(ValueError, match="X must"):
+        maxpool.responses(W, X=torch.zeros(2, 5, 2, 4))
+    with pytest.raises(ValueError, match="idx must"):
+        maxpool.responses(W, idx=torch.zeros(3, 5, 2, dtype=torch.int64))
+    with pytest.raises(ValueError, match="even"):
+        maxpool.forward_fixed(torch.zeros(1, 3, 2), idx=torch.zeros(1, 2, 2, dtype=torch.int64))
+    with pytest.raises(ValueError, match="a must"):
+        maxpool.forward(W, torch.zeros(2, 3), idx=torch.zeros(2, 5, 2, dtype=torch.int64))
