@@ -1,0 +1,259 @@
+"""Linear classifiers of {cite}`gd_conv_linear` (Section 2.1, Fig. 1), batched over runs.
+
+All parameters carry a leading run axis R.
+
+* Model-1-Layer:  f_w(x) = w^T x,  w in R^d.
+* Model-Conv-k:   f_w(x) = sum_{i=1}^d w2_i sum_{j=1}^k w1_j x_{i+j-1}   (one size-k filter, stride 1,
+  zero padding: out-of-range terms are 0),  w1 in R^k, w2 in R^d.  Equivalently f = w1^T A_x^T w2
+  (Section 2.2) and f = w_eff^T x with the *effective weight*
+  ``w_eff[p] = sum_{j=0}^{k-1} w1[j] * w2[p-j]`` (0-based, terms with p-j < 0 dropped), i.e. the first d
+  entries of the full discrete convolution w1 * w2.
+* FC-2:           f(x) = w2^T W1 x,  W1 in R^{h x d} (h = d in the paper), w2 in R^h;  w_eff = W1^T w2.
+
+Map between 1-Layer and Conv-k (same function class): Conv-k -> 1-Layer is w = w_eff(w1, w2);
+1-Layer -> Conv-k takes any filter w1 with w1[0] != 0 (the paper's choice is w1 = e_1) and solves the
+lower-triangular Toeplitz system w_eff(w1, w2) = w for w2 by forward substitution.
+
+Initialisation follows the PyTorch defaults for ``nn.Conv1d``/``nn.Linear`` without bias:
+U(-1/sqrt(fan_in), 1/sqrt(fan_in)), fan_in = k for the filter and d (or h) for the dense layers; the
+paper (Fig. 6) says only "w0 uniformly sampled from [-b, b]^{d+k}".
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Callable, Sequence
+
+import torch
+from torch import Tensor
+
+from cnnbias.data.positions import PositionTask
+
+MODELS = ("1layer", "conv", "fc2")
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# effective weights and forward passes
+# ----------------------------------------------------------------------------------------------------------------
+def conv_effective_weight(w1: Tensor, w2: Tensor) -> Tensor:
+    """w_eff [R, d] of Model-Conv-k: w_eff[p] = sum_j w1[j] w2[p-j]  (w1 [R, k], w2 [R, d], k <= d)."""
+    if w1.ndim != 2 or w2.ndim != 2 or w1.shape[0] != w2.shape[0]:
+        raise ValueError(f"w1 must be [R, k] and w2 [R, d] with the same R, got {tuple(w1.shape)}, {tuple(w2.shape)}")
+    k, d = w1.shape[1], w2.shape[1]
+    if k > d:
+        raise ValueError(f"filter size k={k} must be <= d={d}")
+    w2p = torch.nn.functional.pad(w2, (k - 1, 0))  # [R, d+k-1], w2p[q] = w2[q-(k-1)]
+    win = w2p.unfold(-1, k, 1)  # [R, d, k], win[p, i] = w2[p + i - (k-1)]
+    return (win * w1.flip(-1)[:, None, :]).sum(-1)  # j = k-1-i
+
+
+def fc2_effective_weight(W1: Tensor, w2: Tensor) -> Tensor:  # noqa: N803
+    """w_eff [R, d] = W1^T w2 of the fully connected two-layer linear model (W1 [R, h, d], w2 [R, h])."""
+    return torch.einsum("rhd,rh->rd", W1, w2)
+
+
+def effective_weight(model: str, params: dict[str, Tensor]) -> Tensor:
+    """The 1-Layer weight [R, d] that computes the same function as ``model`` with ``params``."""
+    if model == "1layer":
+        return params["w"]
+    if model == "conv":
+        return conv_effective_weight(params["w1"], params["w2"])
+    if model == "fc2":
+        return fc2_effective_weight(params["W1"], params["w2"])
+    raise ValueError(f"model must be one of {MODELS}, got {model!r}")
+
+
+def conv_forward_dense(w1: Tensor, w2: Tensor, X: Tensor) -> Tensor:  # noqa: N803
+    """f(x) = sum_i w2_i sum_j w1_j x_{i+j-1} computed literally (windows of x), X [R, m, d] -> [R, m]."""
+    k = w1.shape[1]
+    Xp = torch.nn.functional.pad(X, (0, k - 1))  # zero padding on the right
+    win = Xp.unfold(-1, k, 1)  # [R, m, d, k]: win[i, j] = x[i+j]
+    return torch.einsum("rmij,rj,ri->rm", win, w1, w2)
+
+
+def linear_to_conv(w: Tensor, k: int, w1: Tensor | None = None) -> tuple[Tensor, Tensor]:
+    """A Conv-k parameter pair (w1, w2) computing the same function as the 1-Layer weight w [R, d].
+
+    With ``w1=None`` the paper's construction w1 = e_1, w2 = w (Section 1).  Otherwise any filter w1 [R, k]
+    with w1[:, 0] != 0: w2 solves w_eff(w1, w2) = w by forward substitution,
+    w2[p] = (w[p] - sum_{j=1}^{min(p,k-1)} w1[j] w2[p-j]) / w1[0].
+    """
+    R, d = w.shape
+    if not 1 <= k <= d:
+        raise ValueError(f"k must satisfy 1 <= k <= d={d}, got {k}")
+    if w1 is None:
+        w1 = torch.zeros(R, k, dtype=w.dtype, device=w.device)
+        w1[:, 0] = 1.0
+        return w1, w.clone()
+    if w1.shape != (R, k):
+        raise ValueError(f"w1 must have shape {(R, k)}, got {tuple(w1.shape)}")
+    if bool((w1[:, 0] == 0).any()):
+        raise ValueError("w1[:, 0] must be non-zero for the forward substitution")
+    w2 = torch.zeros_like(w)
+    for p in range(d):
+        acc = w[:, p].clone()
+        for j in range(1, min(p, k - 1) + 1):
+            acc = acc - w1[:, j] * w2[:, p - j]
+        w2[:, p] = acc / w1[:, 0]
+    return w1.clone(), w2
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# scores on the sparse position datasets
+# ----------------------------------------------------------------------------------------------------------------
+def scores(w_eff: Tensor, task: PositionTask, idx: Tensor | None = None) -> Tensor:
+    """f(x) = w_eff^T x as a gather.  idx [R, m] -> [R, m] (training inputs); idx None -> [R, N] (whole set)."""
+    R = w_eff.shape[0]
+    if idx is None:
+        g = w_eff[:, task.pos]  # [R, N, 2]
+        return (g * task.val).sum(-1)
+    pos = task.pos[idx]  # [R, m, 2]
+    g = torch.gather(w_eff, 1, pos.reshape(R, -1)).reshape(pos.shape)
+    return (g * task.val[idx]).sum(-1)
+
+
+def ebar(margins: Tensor, tie_tol: float = 0.0) -> Tensor:
+    """Ē(y f) of Eq. (1): 1 if < 0, 1/2 if = 0, 0 if > 0; |margin| <= tie_tol * max_run |margin| counts as 0."""
+    if tie_tol < 0:
+        raise ValueError(f"tie_tol must be >= 0, got {tie_tol}")
+    thr = tie_tol * margins.abs().amax(-1, keepdim=True)
+    zero = margins.abs() <= thr
+    return torch.where(zero, 0.5, (margins < 0).to(margins.dtype))
+
+
+def test_error(w_eff: Tensor, task: PositionTask, tie_tol: float = 0.0) -> Tensor:
+    """Generalisation error E(w; D) (Eq. 1) of each run on the whole dataset: [R]."""
+    return ebar(task.y * scores(w_eff, task), tie_tol).mean(-1)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# initialisation
+# ----------------------------------------------------------------------------------------------------------------
+def _uniform(shape: Sequence[int], bound: float, gens: Sequence[torch.Generator], dtype: torch.dtype) -> Tensor:
+    return torch.stack([(2 * torch.rand(*shape, generator=g, dtype=torch.float64) - 1) * bound for g in gens]).to(dtype)
+
+
+def init_params(
+    model: str,
+    d: int,
+    gens: Sequence[torch.Generator],
+    k: int = 5,
+    width: int | None = None,
+    scale: float = 1.0,
+    dtype: torch.dtype = torch.float64,
+) -> dict[str, Tensor]:
+    """Initial parameters with a leading run axis, run r drawn from gens[r] (PyTorch default bounds x scale)."""
+    if model == "1layer":
+        return {"w": _uniform((d,), scale / math.sqrt(d), gens, dtype)}
+    if model == "conv":
+        if not 1 <= k <= d:
+            raise ValueError(f"k must satisfy 1 <= k <= d={d}, got {k}")
+        # one generator per run: draw the filter first, then the output layer
+        w1, w2 = [], []
+        for g in gens:
+            w1.append((2 * torch.rand(k, generator=g, dtype=torch.float64) - 1) * scale / math.sqrt(k))
+            w2.append((2 * torch.rand(d, generator=g, dtype=torch.float64) - 1) * scale / math.sqrt(d))
+        return {"w1": torch.stack(w1).to(dtype), "w2": torch.stack(w2).to(dtype)}
+    if model == "fc2":
+        h = width or d
+        W1, w2 = [], []
+        for g in gens:
+            W1.append((2 * torch.rand(h, d, generator=g, dtype=torch.float64) - 1) * scale / math.sqrt(d))
+            w2.append((2 * torch.rand(h, generator=g, dtype=torch.float64) - 1) * scale / math.sqrt(h))
+        return {"W1": torch.stack(W1).to(dtype), "w2": torch.stack(w2).to(dtype)}
+    raise ValueError(f"model must be one of {MODELS}, got {model!r}")
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# losses for the batched engine
+# ----------------------------------------------------------------------------------------------------------------
+def make_loss(
+    model: str, task: PositionTask, idx: Tensor, mask: Tensor, loss: str = "hinge"
+) -> Callable[[dict[str, Tensor], object], Tensor]:
+    """Per-run MEAN training loss over each run's own examples (mask), for ``cnnbias.engine.train``.
+
+    loss = "hinge": (1 - y f(x))_+ ;  loss = "xhinge": -y f(x) (the extreme hinge loss of Section 3.1).
+    """
+    if loss not in ("hinge", "xhinge"):
+        raise ValueError(f"loss must be 'hinge' or 'xhinge', got {loss!r}")
+    y_tr = task.y[idx]  # [R, n]
+    count = mask.sum(-1)
+
+    def loss_fn(params: dict[str, Tensor], batch) -> Tensor:  # noqa: ANN001
+        runs = getattr(batch, "runs", None)
+        ii, mm, yy, cc = idx, mask, y_tr, count
+        if runs is not None and len(runs) != idx.shape[0]:
+            ii, mm, yy, cc = idx[runs], mask[runs], y_tr[runs], count[runs]
+        z = yy * scores(effective_weight(model, params), task, ii)
+        per = torch.relu(1.0 - z) if loss == "hinge" else -z
+        return (per * mm).sum(-1) / cc
+
+    return loss_fn
+
+
+def train_hinge(
+    model: str,
+    task: PositionTask,
+    idx: Tensor,
+    mask: Tensor,
+    params: dict[str, Tensor],
+    lr: float,
+    max_epochs: int,
+    record_every: int | None = None,
+):
+    """Full-batch GD on the hinge loss until the training loss is exactly 0 (or max_epochs), all runs batched.
+
+    Returns the engine's TrainResult; with ``record_every`` the history holds the test error on the whole
+    dataset (key "test_err") and the training error (key "train_err") every ``record_every`` epochs.
+    """
+    from cnnbias.engine import StopRule, train  # core module (lead)
+
+    loss_fn = make_loss(model, task, idx, mask, "hinge")
+    record = None
+    if record_every is not None:
+        y_tr = task.y[idx]
+
+        def record(p: dict[str, Tensor], runs) -> dict[str, Tensor]:  # noqa: ANN001
+            w = effective_weight(model, p)
+            ii = idx[runs] if runs is not None else idx
+            mm = mask[runs] if runs is not None else mask
+            tr = (ebar(y_tr[ii] * scores(w, task, ii)) * mm).sum(-1) / mm.sum(-1)
+            return {"test_err": test_error(w, task), "train_err": tr}
+
+    return train(
+        loss_fn,
+        {k_: v.clone() for k_, v in params.items()},
+        optimizer="gd",
+        lr=lr,
+        stop=StopRule(max_epochs=max_epochs, loss_below=0.0),
+        n_train=idx.shape[1],
+        record=record,
+        record_every=record_every or 1,
+    )
+
+
+def one_layer_onehot_closed_form(
+    task: PositionTask, idx: Tensor, mask: Tensor, w0: Tensor, lr: float
+) -> tuple[Tensor, Tensor]:
+    """Full-batch hinge GD of Model-1-Layer on a one-hot task (Task-Cls, Task-1stCtrl, even/odd), in closed form.
+
+    Every training input at position l has the same y x = s_l e_l, so coordinates decouple: the margin
+    z_l = s_l w_l grows by a_l = lr c_l / n per step (c_l = count of position l) while z_l < 1, i.e. for
+    T_l = ceil((1 - z_l^0) / a_l) steps; untrained coordinates keep their initial value (Section 3.3.2).
+    Returns (w_final [R, d], epochs [R] = max(1, max_l T_l), the step at which the training loss hits 0).
+    """
+    if task.name == "3rdctrl":
+        raise ValueError("task must be one-hot (cls, 1stctrl, evenodd); Task-3rdCtrl inputs have two entries")
+    if lr <= 0:
+        raise ValueError(f"lr must be > 0, got {lr}")
+    from cnnbias.data.positions import mean_yx
+
+    g = mean_yx(task, idx, mask)  # [R, d] = s_l c_l / n
+    a = lr * g.abs()
+    s = torch.sign(g)
+    z0 = s * w0
+    active = (a > 0) & (z0 < 1)
+    T = torch.where(active, torch.ceil((1 - z0) / torch.where(active, a, torch.ones_like(a))), torch.zeros_like(a))
+    w = w0 + s * T * a
+    epochs = torch.clamp(T.amax(-1), min=1).long()
+    return w, epochs
