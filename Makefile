@@ -20,7 +20,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 JB := $(VENV)/bin/jupyter-book
 # The notebooks' python3 kernelspec runs `python`: make it the venv's.
-export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
+export PATH := $(abspath $(VENV))/bin:$(PATH)
 
 TORCH_PIN := torch==2.13.0
 MATHJAX_VERSION := 3.2.2
