@@ -71,3 +71,13 @@ def test_seeds_deterministic_and_distinct():
 
 def test_describe():
     assert "scale=" in config.describe() and "dtype=" in config.describe()
+
+
+def test_threads(monkeypatch):
+    monkeypatch.delenv("CNNBIAS_THREADS", raising=False)
+    assert config.threads() == 1
+    monkeypatch.setenv("CNNBIAS_THREADS", "2")
+    assert config.threads() == 2
+    monkeypatch.setenv("CNNBIAS_THREADS", "zero")
+    with pytest.raises(ValueError, match="CNNBIAS_THREADS"):
+        config.threads()

@@ -13,3 +13,7 @@ Modules are organized by concept, not by paper, because chapters share models an
 """
 
 __version__ = "0.1.0"
+
+from cnnbias import config as _config
+
+_config.apply_threads()

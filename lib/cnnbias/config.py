@@ -11,6 +11,12 @@ The scale comes from ``CNNBIAS_SCALE``, the device from ``CNNBIAS_DEVICE`` (``cp
 default: CUDA when available).  Computations run in float64 on the CPU, so that printed numbers
 are stable across machines, and in float32 on CUDA unless ``CNNBIAS_DTYPE=float64``.
 
+Threads.  On the CPU the library runs torch with ``CNNBIAS_THREADS`` intra-op threads (default 1),
+set when :mod:`cnnbias` is imported.  One thread makes float64 reductions independent of the
+machine's core count (so stored outputs are the same everywhere), and the book's tensors are small
+enough that a second thread buys little while an oversubscribed CPU (several kernels at once) makes
+OpenMP barriers cost 5-10x.  Batched runs, not threads, are the book's source of speed.
+
 Seeds.  Run ``r`` of an experiment draws its data and initialization from its own generator,
 seeded by a hash of ``(experiment name, config, r)``.  A run's result therefore does not depend on
 how many other runs are trained with it, nor on their order: the batched engine and a loop over
@@ -33,6 +39,8 @@ DTYPES: tuple[str, ...] = ("float64", "float32")
 
 __all__ = [
     "SCALES",
+    "threads",
+    "apply_threads",
     "scale",
     "device",
     "dtype",
@@ -41,6 +49,22 @@ __all__ = [
     "generators",
     "describe",
 ]
+
+
+def threads() -> int:
+    """Intra-op CPU threads for torch, from ``CNNBIAS_THREADS`` (default 1)."""
+    value = os.environ.get("CNNBIAS_THREADS", "1").strip() or "1"
+    if not value.isdigit() or int(value) < 1:
+        raise ValueError(f"CNNBIAS_THREADS={value!r} must be a positive integer (number of CPU threads)")
+    return int(value)
+
+
+def apply_threads() -> int:
+    """Set torch's intra-op thread count to :func:`threads`; returns it."""
+    n = threads()
+    if torch.get_num_threads() != n:
+        torch.set_num_threads(n)
+    return n
 
 
 def scale() -> str:
@@ -131,4 +155,7 @@ def generators(
 def describe() -> str:
     """One line saying which scale, device, dtype and torch version produced the outputs."""
     dev = device()
-    return f"scale={scale()} device={dev.type} dtype={str(dtype(dev)).replace('torch.', '')} torch={torch.__version__.split('+')[0]}"
+    return (
+        f"scale={scale()} device={dev.type} dtype={str(dtype(dev)).replace('torch.', '')} "
+        f"torch={torch.__version__.split('+')[0]}"
+    )

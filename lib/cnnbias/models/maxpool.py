@@ -24,7 +24,11 @@ __all__ = ["responses", "forward", "forward_fixed", "fixed_readout", "dot_produc
 
 
 def dot_products(W: torch.Tensor, X: torch.Tensor | None = None, idx: torch.Tensor | None = None) -> torch.Tensor:
-    """All ``w_c . x[j]``: ``[R, m, C, n]`` for ``W [R, C, d]`` and ``X [R, m, n, d]`` or ``idx [R, m, n]``."""
+    """All ``w_c . x[j]``: ``[R, m, n, C]`` for ``W [R, C, d]`` and ``X [R, m, n, d]`` or ``idx [R, m, n]``.
+
+    Dense inputs use one batched matrix product ``[R, m n, d] @ [R, d, C]``; one-hot indices gather
+    rows of ``W^T`` (``[R, d, C]``), so the cost is ``O(R m n C)`` whatever d is.
+    """
     if W.dim() != 3:
         raise ValueError(f"W must have shape [R, C, d], got {tuple(W.shape)}")
     if (X is None) == (idx is None):
@@ -33,21 +37,22 @@ def dot_products(W: torch.Tensor, X: torch.Tensor | None = None, idx: torch.Tens
     if X is not None:
         if X.dim() != 4 or X.shape[0] != R or X.shape[-1] != d:
             raise ValueError(f"X must have shape [R={R}, m, n, d={d}], got {tuple(X.shape)}")
-        return torch.einsum("rcd,rmnd->rmcn", W, X.to(W.dtype))
+        m, n = X.shape[1], X.shape[2]
+        z = torch.bmm(X.reshape(R, m * n, d).to(W.dtype), W.transpose(1, 2))
+        return z.reshape(R, m, n, C)
     if idx.dim() != 3 or idx.shape[0] != R:
         raise ValueError(f"idx must have shape [R={R}, m, n], got {tuple(idx.shape)}")
     if idx.dtype != torch.int64:
         raise ValueError("idx must be int64 pattern indices")
     m, n = idx.shape[1], idx.shape[2]
-    # gather W[r, c, idx[r, i, j]]: index tensor [R, C, m*n] along the d axis
-    flat = idx.reshape(R, 1, m * n).expand(R, C, m * n)
-    z = torch.gather(W, 2, flat).reshape(R, C, m, n)
-    return z.permute(0, 2, 1, 3)
+    flat = idx.reshape(R, m * n, 1).expand(R, m * n, C)
+    z = torch.gather(W.transpose(1, 2), 1, flat)
+    return z.reshape(R, m, n, C)
 
 
 def responses(W: torch.Tensor, X: torch.Tensor | None = None, idx: torch.Tensor | None = None) -> torch.Tensor:
     """Channel responses ``max_j sigma(w_c . x[j])``: ``[R, m, C]``."""
-    return torch.relu(dot_products(W, X, idx).max(dim=-1).values)
+    return torch.relu(dot_products(W, X, idx).max(dim=2).values)
 
 
 def forward(

@@ -1,0 +1,127 @@
+"""Time the batched engine against a plain Python loop over the same runs.
+
+Workload (issue 2): R independent runs of the max-pooling CNN of Eq. (1) (max-pooling paper),
+C channels, trained readout, logistic loss, full-batch GD for a fixed number of steps, each run
+with its own training set from the distribution D (orthogonal patterns in R^d, n patches).
+
+- *batched*: :func:`cnnbias.engine.train` trains all R runs as one tensor program;
+- *loop*: for r = 1..R, a textbook PyTorch loop (``torch.optim.SGD``, one run at a time) on the
+  same data and initialization.
+
+Both run in the same process, the same dtype and device; the script checks that the two give the
+same final parameters, then prints wall times, peak memory and, as its last line,
+``batched/loop speedup: <x>``.
+
+    python benchmarks/engine.py            # R=100, C=100, 2000 steps
+    python benchmarks/engine.py --quick    # R=100, C=100, 200 steps (< 1 minute on 2 cores)
+    CNNBIAS_DEVICE=cuda python benchmarks/engine.py --runs 1000
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import time
+
+import torch
+
+from cnnbias import config
+from cnnbias.data import patterns
+from cnnbias.engine import Batch, StopRule, logistic, train
+from cnnbias.models import maxpool
+
+
+def make_problem(R: int, C: int, m: int, n: int, d: int, dev, dt):
+    cfg = {"R": R, "C": C, "m": m, "n": n, "d": d}
+    gens = config.generators("benchmark-engine", cfg, R)
+    O = patterns.orthogonal_patterns(d, d, torch.Generator().manual_seed(0)).to(dt)
+    idx, y = patterns.stack_runs(patterns.sample_D, gens, m=m, n=n, l=d)
+    X = patterns.embed(idx, O)  # dense orthogonal patterns [R, m, n, d]
+    W = torch.stack([torch.randn(C, d, generator=g, dtype=torch.float64) * 0.1 for g in gens]).to(dt)
+    a = torch.stack([torch.randn(C, generator=g, dtype=torch.float64) / C**0.5 for g in gens]).to(dt)
+    return X.to(dev), y.to(dev, dt), W.to(dev), a.to(dev)
+
+
+def run_batched(X, y, W, a, steps: int, lr: float):
+    def loss_fn(p, b: Batch):
+        return logistic(b.take(y) * maxpool.forward(p["W"], p["a"], X=b.take(X))).mean(-1)
+
+    res = train(loss_fn, {"W": W, "a": a}, optimizer="gd", lr=lr, stop=StopRule(max_epochs=steps))
+    return res.params
+
+
+def run_loop(X, y, W, a, steps: int, lr: float):
+    outW, outa = [], []
+    for r in range(W.shape[0]):
+        w = W[r : r + 1].clone().requires_grad_(True)
+        ar = a[r : r + 1].clone().requires_grad_(True)
+        opt = torch.optim.SGD([w, ar], lr=lr)
+        for _ in range(steps):
+            opt.zero_grad()
+            loss = logistic(y[r : r + 1] * maxpool.forward(w, ar, X=X[r : r + 1])).mean()
+            loss.backward()
+            opt.step()
+        outW.append(w.detach())
+        outa.append(ar.detach())
+    return {"W": torch.cat(outW), "a": torch.cat(outa)}
+
+
+def timed(fn, dev):
+    if dev.type == "cuda":
+        torch.cuda.synchronize()
+    t = time.perf_counter()
+    out = fn()
+    if dev.type == "cuda":
+        torch.cuda.synchronize()
+    return out, time.perf_counter() - t
+
+
+def main(argv=None) -> float:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--quick", action="store_true", help="200 steps instead of 2000")
+    ap.add_argument("--runs", type=int, default=100)
+    ap.add_argument("--channels", type=int, default=100)
+    ap.add_argument("--steps", type=int, default=None)
+    ap.add_argument("--m", type=int, default=40, help="training points per run")
+    ap.add_argument("--n", type=int, default=4, help="patches per input")
+    ap.add_argument("--d", type=int, default=20, help="pattern dimension")
+    ap.add_argument("--lr", type=float, default=0.1)
+    ap.add_argument("--loop-runs", type=int, default=None, help="time the loop on this many runs and extrapolate")
+    args = ap.parse_args(argv)
+    for name in ("runs", "channels", "m", "n", "d"):
+        if getattr(args, name) < 1:
+            raise SystemExit(f"--{name} must be >= 1")
+    if args.n >= args.d:
+        raise SystemExit("--n must be < --d")
+    steps = args.steps or (200 if args.quick else 2000)
+    dev, dt = config.device(), config.dtype()
+    X, y, W, a = make_problem(args.runs, args.channels, args.m, args.n, args.d, dev, dt)
+    print(f"{config.describe()} threads={torch.get_num_threads()}")
+    print(f"workload: R={args.runs} runs, C={args.channels} channels, m={args.m}, n={args.n}, d={args.d}, {steps} GD steps")
+
+    run_batched(X[:2], y[:2], W[:2], a[:2], 3, args.lr)  # warm-up
+    pb, tb = timed(lambda: run_batched(X, y, W, a, steps, args.lr), dev)
+    print(f"batched: {tb:8.2f} s  ({tb / steps * 1e3:.2f} ms/step for all runs)")
+
+    L = args.loop_runs or args.runs
+    pl, tl = timed(lambda: run_loop(X[:L], y[:L], W[:L], a[:L], steps, args.lr), dev)
+    tl_all = tl * args.runs / L
+    note = f" (measured on {L} runs, scaled to {args.runs})" if L != args.runs else ""
+    print(f"loop:    {tl_all:8.2f} s  ({tl / (L * steps) * 1e6:.0f} us/step per run){note}")
+    err = max(float((pb[k][:L] - pl[k]).abs().max()) for k in ("W", "a"))
+    tol = 1e-9 if dt == torch.float64 else 1e-3
+    print(f"max |batched - loop| over final parameters: {err:.2e} (tolerance {tol:.0e})")
+    if not err <= tol:
+        raise SystemExit("batched and loop results differ")
+    peak_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    line = f"peak memory: process RSS {peak_rss:.0f} MiB"
+    if dev.type == "cuda":
+        line += f", CUDA allocated {torch.cuda.max_memory_allocated() / 2**20:.0f} MiB"
+    print(line)
+    speedup = tl_all / tb
+    print(f"batched/loop speedup: {speedup:.1f}")
+    return speedup
+
+
+if __name__ == "__main__":
+    main()
