@@ -1,0 +1,194 @@
+"""ConvPool vs MLP vs hard-margin linear SVM on pattern detection (Sec. 7 of :cite:`maxpool_orthogonal`).
+
+All repetitions and training-set sizes of a figure train as ONE batched program per model
+(:func:`cnnbias.engine.train`): the runs are (repetition, sample size) pairs; run ``r`` holds the
+first ``m_r`` examples of its own training pool, padded to the largest size, and its loss is the
+mean logistic loss over its ``m_r`` real examples (a 0/1 mask removes the padding), so every run
+is exactly a full-batch Adam run on its own training set.
+
+- ConvPool: Eq. 1 (conv with non-overlapping filters, ReLU, max-pool, trained readout ``a``),
+  PyTorch-default initialization, trained with Adam (the paper: "standard training with Adam").
+- MLP: one hidden layer with as many parameters as ConvPool (:mod:`cnnbias.models.mlp`).
+- SVM: hard-margin linear SVM on the flattened input (scikit-learn's ``SVC(kernel="linear")``
+  with a large ``C``, with intercept).  On non-separable (noisy) data it returns the soft-margin
+  solution for that ``C``.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+import warnings
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+
+from cnnbias import engine
+from cnnbias.models import maxpool, mlp
+from cnnbias.stats import error_rate
+
+__all__ = ["compare_models", "conv_forward", "conv_init", "conv_responses", "svm_fit_predict", "train_masked"]
+
+
+def conv_responses(W: torch.Tensor, X: torch.Tensor | None = None, idx: torch.Tensor | None = None,
+                   patterns: torch.Tensor | None = None) -> torch.Tensor:
+    """``max_j relu(w_c . x[j])`` ``[R, m, C]``.
+
+    Dense ``X [R, m, n, d]``: one batched matmul then a max over patches (faster on CPU than an
+    einsum with the patch axis last).  Orthogonal patterns ``idx [R, m, n]`` with ``patterns [l, d]``:
+    (or ``[R, l, d]``, one set per run) the dot products of every filter with every pattern
+    ``G = W P^T`` (``[R, C, l]``) are gathered,
+    ``w_c . o_i = G[c, i]`` (via :func:`cnnbias.models.maxpool.responses`).
+    """
+    if idx is not None:
+        if patterns is None:
+            G = W
+        elif patterns.dim() == 2:
+            G = W @ patterns.to(W.dtype).T
+        else:  # one pattern set per run, [R, l, d]
+            G = torch.bmm(W, patterns.to(W.dtype).transpose(1, 2))
+        return maxpool.responses(G, idx=idx)
+    R, m, n, d = X.shape
+    z = torch.bmm(X.reshape(R, m * n, d), W.transpose(1, 2)).reshape(R, m, n, W.shape[1])
+    return torch.relu(z.max(2).values)
+
+
+def conv_forward(params: dict[str, torch.Tensor], X=None, idx=None, patterns=None) -> torch.Tensor:
+    """``N_CNN(x) = sum_c a_c max_j relu(w_c . x[j])`` ``[R, m]``."""
+    return torch.einsum("rmc,rc->rm", conv_responses(params["W"], X, idx, patterns), params["a"])
+
+
+def conv_init(C: int, d: int, gens: Sequence[torch.Generator], dtype=torch.float64) -> dict[str, torch.Tensor]:
+    """PyTorch-default init: ``W`` uniform in ``+-1/sqrt(d)``, ``a`` uniform in ``+-1/sqrt(C)``."""
+    W = torch.stack([(2 * torch.rand(C, d, generator=g, dtype=torch.float64) - 1) / math.sqrt(d) for g in gens])
+    a = torch.stack([(2 * torch.rand(C, generator=g, dtype=torch.float64) - 1) / math.sqrt(C) for g in gens])
+    return {"W": W.to(dtype), "a": a.to(dtype)}
+
+
+def train_masked(forward, params: dict[str, torch.Tensor], data: dict[str, torch.Tensor], y: torch.Tensor,
+                 mask: torch.Tensor, *, lr: float, epochs: int, loss_below: float | None = None,
+                 check_every: int = 10) -> engine.TrainResult:
+    """Full-batch Adam on the masked mean logistic loss of every run.
+
+    ``forward(params, **batch_data) -> [R', m]`` where ``batch_data`` holds ``batch.take`` of each
+    tensor in ``data`` (leading run axis).  ``mask [R, m]`` is 1 for a run's real examples.
+    """
+    counts = mask.sum(1)
+    if bool((counts < 1).any()):
+        raise ValueError("mask must select at least one example per run")
+
+    def loss_fn(p, batch):
+        out = forward(p, **{k: batch.take(v) for k, v in data.items()})
+        msk = batch.take(mask)
+        return (msk * engine.logistic(batch.take(y) * out)).sum(1) / msk.sum(1)
+
+    return engine.train(loss_fn, params, optimizer="adam", lr=lr,
+                        stop=engine.StopRule(max_epochs=int(epochs), loss_below=loss_below, check_every=check_every))
+
+
+def svm_fit_predict(Xtr: np.ndarray, ytr: np.ndarray, Xte: np.ndarray, C: float = 1e6,
+                    max_iter: int = 100_000) -> tuple[np.ndarray, np.ndarray]:
+    """Hard-margin (large ``C``) linear SVM: returns ``(train scores, test scores)``."""
+    from sklearn.svm import SVC
+
+    if len(np.unique(ytr)) < 2:  # one class only: predict it everywhere
+        s = float(ytr[0])
+        return np.full(len(ytr), s), np.full(len(Xte), s)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        clf = SVC(kernel="linear", C=C, tol=1e-4, max_iter=max_iter).fit(Xtr, ytr)
+    return clf.decision_function(Xtr), clf.decision_function(Xte)
+
+
+def _pad(train: Sequence[tuple[torch.Tensor, torch.Tensor]]):
+    m_max = max(int(y.shape[0]) for _, y in train)
+    R = len(train)
+    X0 = train[0][0]
+    X = torch.zeros((R, m_max) + tuple(X0.shape[1:]), dtype=X0.dtype)
+    y = torch.ones(R, m_max, dtype=torch.float64)
+    mask = torch.zeros(R, m_max, dtype=torch.float64)
+    for r, (Xr, yr) in enumerate(train):
+        k = yr.shape[0]
+        X[r, :k], y[r, :k], mask[r, :k] = Xr, yr, 1.0
+    return X, y, mask
+
+
+def compare_models(train: Sequence[tuple[torch.Tensor, torch.Tensor]], test: Sequence[tuple[torch.Tensor, torch.Tensor]],
+                   *, channels: int, gens: Sequence[torch.Generator], lr_conv: float = 0.01, lr_mlp: float = 0.01,
+                   epochs: int = 300, loss_below: float | None = 1e-3, patterns: torch.Tensor | None = None,
+                   models: Sequence[str] = ("convpool", "mlp", "svm"), svm_C: float = 1e6) -> dict[str, dict[str, torch.Tensor]]:
+    """Train every model on every run's training set; return per-model ``{"train_err", "test_err"}`` ``[R]``.
+
+    ``train[r] = (X [m_r, n, d] float, y [m_r])`` with dense patches, or ``(idx [m_r, n] int64, y)``
+    with pattern indices and ``patterns [l, d]`` or ``[R, l, d]`` (orthonormal; used by ConvPool as a gather and
+    embedded for MLP / SVM).  ``test[r]`` likewise.  ``gens[r]`` initializes run ``r``'s networks.
+    """
+    if len(train) != len(test) or len(train) != len(gens):
+        raise ValueError("train, test and gens must have one entry per run")
+    unknown = set(models) - {"convpool", "mlp", "svm"}
+    if unknown:
+        raise ValueError(f"models may contain 'convpool', 'mlp', 'svm'; got {sorted(unknown)}")
+    indexed = train[0][0].dtype == torch.int64
+    if indexed and patterns is None:
+        raise ValueError("patterns are needed when the data are pattern indices")
+
+    def dense(Z):
+        if not indexed:
+            return Z
+        if patterns.dim() == 2:
+            return patterns[Z]
+        return torch.stack([patterns[r][Z[r]] for r in range(Z.shape[0])])
+
+    Xp, yp, mask = _pad(train)
+    Xte = torch.stack([t[0] for t in test])
+    yte = torch.stack([t[1] for t in test]).to(torch.float64)
+    d = patterns.shape[-1] if indexed else Xp.shape[-1]
+    n = Xp.shape[2]
+    out: dict[str, dict[str, torch.Tensor]] = {}
+    cpu_gens = list(gens)
+    if "convpool" in models:
+        params = conv_init(channels, d, cpu_gens)
+        if indexed:
+            Pr = patterns if patterns.dim() == 3 else patterns.expand(len(train), *patterns.shape)
+            fwd = lambda p, idx, P: conv_forward(p, idx=idx, patterns=P)
+            data_tr, data_te = {"idx": Xp, "P": Pr}, {"idx": Xte, "P": Pr}
+        else:
+            fwd = lambda p, X: conv_forward(p, X=X)
+            data_tr, data_te = {"X": Xp}, {"X": Xte}
+        t0 = time.perf_counter()
+        res = train_masked(fwd, params, data_tr, yp, mask, lr=lr_conv, epochs=epochs, loss_below=loss_below)
+        with torch.no_grad():
+            s_tr = fwd(res.params, **data_tr)
+            s_te = fwd(res.params, **data_te)
+        out["convpool"] = {"train_err": _masked_err(s_tr, yp, mask), "test_err": error_rate(s_te, yte),
+                           "epochs": res.epochs, "seconds": time.perf_counter() - t0}
+    if "mlp" in models or "svm" in models:
+        Fp = dense(Xp).reshape(Xp.shape[0], Xp.shape[1], -1)
+        Fte = dense(Xte).reshape(Xte.shape[0], Xte.shape[1], -1)
+    if "mlp" in models:
+        hidden = mlp.hidden_for_params(channels * d + channels, n * d)
+        params = mlp.init(hidden, n * d, cpu_gens)
+        t0 = time.perf_counter()
+        res = train_masked(lambda p, F: mlp.forward(p, F), params, {"F": Fp}, yp, mask, lr=lr_mlp,
+                           epochs=epochs, loss_below=loss_below)
+        with torch.no_grad():
+            s_tr, s_te = mlp.forward(res.params, Fp), mlp.forward(res.params, Fte)
+        out["mlp"] = {"train_err": _masked_err(s_tr, yp, mask), "test_err": error_rate(s_te, yte),
+                      "epochs": res.epochs, "hidden": hidden, "seconds": time.perf_counter() - t0}
+    if "svm" in models:
+        tr_err, te_err = [], []
+        t0 = time.perf_counter()
+        for r in range(len(train)):
+            k = int(mask[r].sum())
+            a, b = svm_fit_predict(Fp[r, :k].numpy(), yp[r, :k].numpy(), Fte[r].numpy(), C=svm_C)
+            tr_err.append(float(error_rate(torch.as_tensor(a), yp[r, :k])))
+            te_err.append(float(error_rate(torch.as_tensor(b), yte[r])))
+        out["svm"] = {"train_err": torch.tensor(tr_err), "test_err": torch.tensor(te_err),
+                      "seconds": time.perf_counter() - t0}
+    return out
+
+
+def _masked_err(scores: torch.Tensor, y: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    e = (y * scores < 0).to(torch.float64) + 0.5 * (scores == 0).to(torch.float64)
+    return (e * mask).sum(1) / mask.sum(1)
