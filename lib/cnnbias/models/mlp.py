@@ -39,12 +39,14 @@ def init(hidden: int, in_dim: int, gens: Sequence[torch.Generator], dtype: torch
         raise ValueError(f"need hidden >= 1, in_dim >= 1 and at least one generator; got {hidden}, {in_dim}, {len(gens)}")
     out = {"W1": [], "b1": [], "v": [], "c": []}
     s1, s2 = 1 / math.sqrt(in_dim), 1 / math.sqrt(hidden)
+    def u(g, *shape, s):
+        return (2 * torch.rand(*shape, generator=g, dtype=torch.float64) - 1) * s
+
     for g in gens:
-        u = lambda *shape, s: (2 * torch.rand(*shape, generator=g, dtype=torch.float64) - 1) * s
-        out["W1"].append(u(hidden, in_dim, s=s1))
-        out["b1"].append(u(hidden, s=s1))
-        out["v"].append(u(hidden, s=s2))
-        out["c"].append(u(1, s=s2)[0])
+        out["W1"].append(u(g, hidden, in_dim, s=s1))
+        out["b1"].append(u(g, hidden, s=s1))
+        out["v"].append(u(g, hidden, s=s2))
+        out["c"].append(u(g, 1, s=s2)[0])
     return {k: torch.stack(v).to(dtype=dtype, device=device) for k, v in out.items()}
 
 
