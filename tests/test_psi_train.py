@@ -1,0 +1,66 @@
+"""Tests for cnnbias.psi_train: the fast N_W path, training to zero loss, validation."""
+
+import pytest
+import torch
+
+from cnnbias import config, stats
+from cnnbias.data import patterns as pat
+from cnnbias.models.maxpool import forward_fixed
+from cnnbias.psi_train import forward_fixed_onehot, init_W, network_outputs, train_psi
+from cnnbias.theory import psi
+
+
+def test_fast_forward_matches_core():
+    g = torch.Generator().manual_seed(0)
+    W = torch.randn(3, 10, 9, generator=g, dtype=torch.float64)
+    idx, _ = pat.stack_runs(pat.sample_D, [g] * 3, m=17, n=4, l=9)  # repeated patterns inside points
+    W1 = W.clone().requires_grad_()
+    W2 = W.clone().requires_grad_()
+    o1, o2 = forward_fixed(W1, idx=idx), forward_fixed_onehot(W2, idx)
+    torch.testing.assert_close(o1, o2, rtol=0, atol=1e-14)
+    wts = torch.randn(3, 17, generator=g, dtype=torch.float64)
+    (o1 * wts).sum().backward()
+    (o2 * wts).sum().backward()
+    torch.testing.assert_close(W1.grad, W2.grad, rtol=0, atol=1e-14)
+
+
+def test_init_W():
+    gens = config.generators("t", {}, 2)
+    W = init_W(5, 7, 0.1, gens)
+    assert W.shape == (2, 10, 7) and W.dtype == torch.float64
+    W2 = init_W(5, 7, 0.1, config.generators("t", {}, 2))
+    torch.testing.assert_close(W, W2)
+    with pytest.raises(ValueError):
+        init_W(0, 7, 0.1, gens)
+    with pytest.raises(ValueError):
+        init_W(5, 7, 0.0, gens)
+
+
+def test_train_psi_learns_Du_and_batching_invariance():
+    cfg = {"n": 6, "d": 14, "m": 120}
+    gens = config.generators("test.psi_train", cfg, 3)
+    idx, y = pat.stack_runs(pat.sample_Du, gens, m=620, n=6, d=14)
+    W0 = init_W(30, 14, 1e-4, gens)
+    seeds = [config.run_seed("test.psi_train", cfg, r) for r in range(3)]
+    res = train_psi(W0, y[:, :120], idx=idx[:, :120], lr=0.01, batch_size=20, max_epochs=300,
+                    shuffle_seeds=seeds)
+    assert all(r == "loss_below" for r in res.stop_reason)
+    assert torch.all(res.final_loss < 1e-5)
+    err = stats.error_rate(network_outputs(res.params["W"], idx=idx[:, 120:]), y[:, 120:])
+    assert torch.all(err == 0)
+    s = psi.pattern_statistics(idx[:, :120], y[:, :120], 14)
+    assert torch.all(torch.isfinite(psi.c_star(res.params["W"], s, 120)))
+    # run 1 alone gives the same weights (per-run data, init and shuffling)
+    one = train_psi(W0[1:2], y[1:2, :120], idx=idx[1:2, :120], lr=0.01, batch_size=20, max_epochs=300,
+                    shuffle_seeds=seeds[1:2])
+    torch.testing.assert_close(one.params["W"][0], res.params["W"][1], rtol=0, atol=1e-10)
+
+
+def test_train_psi_validation():
+    W0 = torch.zeros(1, 4, 5, dtype=torch.float64)
+    y = torch.ones(1, 3, dtype=torch.float64)
+    idx = torch.zeros(1, 3, 2, dtype=torch.int64)
+    with pytest.raises(ValueError):
+        train_psi(W0, y, lr=0.1, batch_size=3, max_epochs=1, shuffle_seeds=None)
+    with pytest.raises(ValueError):
+        train_psi(W0, y[:, :2], idx=idx, lr=0.1, batch_size=3, max_epochs=1, shuffle_seeds=None)
