@@ -60,3 +60,17 @@ def test_shape_errors():
         maxpool.forward_fixed(torch.zeros(1, 3, 2), idx=torch.zeros(1, 2, 2, dtype=torch.int64))
     with pytest.raises(ValueError, match="a must"):
         maxpool.forward(W, torch.zeros(2, 3), idx=torch.zeros(2, 5, 2, dtype=torch.int64))
+
+
+def test_one_hot_backward_matches_dense_autograd():
+    g = torch.Generator().manual_seed(3)
+    R, C, d, m, n = 2, 5, 6, 7, 3
+    W = torch.randn(R, C, d, generator=g, dtype=torch.float64)
+    idx = torch.randint(0, d, (R, m, n), generator=g)
+    up = torch.randn(R, m, C, generator=g, dtype=torch.float64)
+    W1 = W.clone().requires_grad_(True)
+    (maxpool.responses(W1, idx=idx) * up).sum().backward()
+    W2 = W.clone().requires_grad_(True)
+    (maxpool.responses(W2, X=torch.eye(d, dtype=torch.float64)[idx]) * up).sum().backward()
+    assert torch.allclose(W1.grad, W2.grad, atol=1e-12)
+    assert torch.autograd.gradcheck(lambda w: maxpool.responses(w, idx=idx), (W.clone().requires_grad_(True),))

@@ -50,8 +50,54 @@ def dot_products(W: torch.Tensor, X: torch.Tensor | None = None, idx: torch.Tens
     return z.reshape(R, m, n, C)
 
 
+class _OneHotMaxPool(torch.autograd.Function):
+    """``h[r, i, c] = relu(max_j W[r, c, idx[r, i, j]])`` with a sparse backward.
+
+    The gradient of ``h[r, i, c]`` w.r.t. ``W`` is the indicator of the maximizing pattern
+    ``P[r, i, c] = idx[r, i, j*]`` (times ``1{h > 0}``), so the backward pass scatters ``[R, m, C]``
+    values instead of materializing a dense ``[R, m, n, C]`` gradient of the max.
+    """
+
+    @staticmethod
+    def forward(ctx, W: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+        R, C, d = W.shape
+        m, n = idx.shape[1], idx.shape[2]
+        Wt = W.detach().transpose(1, 2).reshape(R * d, C)  # rows: (run, pattern)
+        rows = (idx + (torch.arange(R, device=idx.device) * d)[:, None, None]).reshape(-1)
+        z = Wt.index_select(0, rows).reshape(R, m, n, C)
+        val, jstar = z.max(dim=2)  # [R, m, C]
+        pat = torch.gather(idx, 2, jstar)  # maximizing pattern per (run, point, channel)
+        ctx.save_for_backward(pat, val > 0)
+        ctx.shape = (R, C, d)
+        return torch.relu(val)
+
+    @staticmethod
+    def backward(ctx, g: torch.Tensor):
+        pat, active = ctx.saved_tensors
+        R, C, d = ctx.shape
+        vals = (g * active).reshape(-1)
+        r = torch.arange(R, device=pat.device)[:, None, None]
+        c = torch.arange(C, device=pat.device)[None, None, :]
+        lin = ((r * C + c) * d + pat).reshape(-1)  # flat index into W [R, C, d]
+        grad = torch.zeros(R * C * d, dtype=g.dtype, device=g.device)
+        grad.index_add_(0, lin, vals)
+        return grad.reshape(R, C, d), None
+
+
 def responses(W: torch.Tensor, X: torch.Tensor | None = None, idx: torch.Tensor | None = None) -> torch.Tensor:
-    """Channel responses ``max_j sigma(w_c . x[j])``: ``[R, m, C]``."""
+    """Channel responses ``max_j sigma(w_c . x[j])``: ``[R, m, C]``.
+
+    With one-hot indices this is :class:`_OneHotMaxPool` (gather forward, sparse backward); with
+    dense patches, ``relu`` of the max of :func:`dot_products`.
+    """
+    if idx is not None and X is None:
+        if W.dim() != 3:
+            raise ValueError(f"W must have shape [R, C, d], got {tuple(W.shape)}")
+        if idx.dim() != 3 or idx.shape[0] != W.shape[0]:
+            raise ValueError(f"idx must have shape [R={W.shape[0]}, m, n], got {tuple(idx.shape)}")
+        if idx.dtype != torch.int64:
+            raise ValueError("idx must be int64 pattern indices")
+        return _OneHotMaxPool.apply(W, idx)
     return torch.relu(dot_products(W, X, idx).max(dim=2).values)
 
 
