@@ -6,7 +6,6 @@ import json
 from pathlib import Path
 
 import pytest
-
 from cnnbias import book
 from cnnbias.claims import Claims
 

@@ -12,7 +12,6 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
-
 from cnnbias import book
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -55,8 +54,9 @@ def test_pages_have_no_execution_errors_or_unrendered_outputs() -> None:
 class _Refs(HTMLParser):
     """Collects the URLs a page LOADS (scripts, stylesheets, fonts, images, frames, media)."""
 
-    LOADING = {("script", "src"), ("img", "src"), ("iframe", "src"), ("source", "src"), ("video", "src"),
-               ("audio", "src"), ("embed", "src"), ("object", "data"), ("image", "href")}
+    LOADING: frozenset[tuple[str, str]] = frozenset({
+        ("script", "src"), ("img", "src"), ("iframe", "src"), ("source", "src"), ("video", "src"),
+        ("audio", "src"), ("embed", "src"), ("object", "data"), ("image", "href")})
 
     def __init__(self) -> None:
         super().__init__()

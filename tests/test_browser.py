@@ -16,7 +16,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from cnnbias import book
 from test_book_html import HTML, ROOT, require_html
 

@@ -37,20 +37,20 @@ from pathlib import Path
 from cnnbias.claims import CLAIM_LINE
 
 __all__ = [
-    "ClaimRecord",
     "TIMINGS_FIELDS",
-    "repo_root",
-    "toc_entries",
+    "ClaimRecord",
+    "book_claims",
+    "claims_counts",
+    "claims_markdown",
+    "execute_notebooks",
     "execution_order",
+    "main",
     "notebook_title",
     "read_claims",
-    "book_claims",
-    "claims_markdown",
-    "claims_counts",
     "read_timings",
+    "repo_root",
+    "toc_entries",
     "write_timings",
-    "execute_notebooks",
-    "main",
 ]
 
 #: Columns of the timings file (one row per notebook, then a ``total`` row).
