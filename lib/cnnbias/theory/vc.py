@@ -267,3 +267,32 @@ def config_index(idx: torch.Tensor, n: int) -> torch.Tensor:
         raise ValueError("idx is not in the support of D_vc (exactly one of patterns 2j, 2j+1 per j)")
     weights = 2 ** torch.arange(n - 2, -1, -1)
     return (Ibits * weights).sum(-1)
+
+
+def train_nw_sgd(idx: torch.Tensor, y: torch.Tensor, *, k: int, d: int, sigma_g: float, lr: float,
+                 batch_size: int, max_epochs: int, gens, loss_below: float = 1e-5):
+    """SGD on the first layer of ``N_W`` with the hinge loss (PSI paper Sec. 3 / App. E.3), R runs at
+    once via :func:`cnnbias.engine.train`: ``W_0`` i.i.d. ``N(0, sigma_g^2)`` (``[R, 2k, d]``, run r from
+    ``gens[r]``), constant step ``lr``, minibatches of ``batch_size``, stop once the training loss is
+    below ``loss_below`` or after ``max_epochs`` epochs.  Returns the engine's ``TrainResult``."""
+    from cnnbias import engine
+    from cnnbias.models import maxpool
+
+    R, m, _ = idx.shape
+    if len(gens) != R:
+        raise ValueError(f"gens must hold one generator per run ({R}), got {len(gens)}")
+    seeds, Ws = [], []
+    for g in gens:
+        Ws.append(sigma_g * torch.randn(2 * k, d, generator=g, dtype=torch.float64))
+        seeds.append(int(torch.randint(0, 2**62, (1,), generator=g)))
+
+    def loss_fn(p, batch):
+        out = maxpool.forward_fixed(p["W"], idx=batch.take(idx))
+        return engine.hinge(batch.take(y) * out).mean(-1)
+
+    bs = int(batch_size)
+    sgd = bs < m
+    return engine.train(loss_fn, {"W": torch.stack(Ws)}, optimizer="sgd" if sgd else "gd", lr=lr,
+                        stop=engine.StopRule(max_epochs=int(max_epochs), loss_below=loss_below),
+                        n_train=m if sgd else None, batch_size=bs if sgd else None,
+                        shuffle_seeds=seeds if sgd else None)
