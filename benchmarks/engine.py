@@ -2,7 +2,9 @@
 
 Workload (issue 2): R independent runs of the max-pooling CNN of Eq. (1) (max-pooling paper),
 C channels, trained readout, logistic loss, full-batch GD for a fixed number of steps, each run
-with its own training set from the distribution D (orthogonal patterns in R^d, n patches).
+with its own training set from the distribution D (n patches per input).  Patterns are one-hot by
+default, as in the PSI experiments, so ``w . x[j]`` is a gather (``--patterns orthogonal`` uses
+dense Haar-random orthogonal patterns and a batched matrix product instead).
 
 - *batched*: :func:`cnnbias.engine.train` trains all R runs as one tensor program;
 - *loop*: for r = 1..R, a textbook PyTorch loop (``torch.optim.SGD``, one run at a time) on the
@@ -31,20 +33,28 @@ from cnnbias.engine import Batch, StopRule, logistic, train
 from cnnbias.models import maxpool
 
 
-def make_problem(R: int, C: int, m: int, n: int, d: int, dev, dt):
+def make_problem(R: int, C: int, m: int, n: int, d: int, dev, dt, kind: str = "onehot"):
+    """Per-run data and init; inputs are pattern indices [R, m, n] (one-hot) or dense [R, m, n, d]."""
     cfg = {"R": R, "C": C, "m": m, "n": n, "d": d}
     gens = config.generators("benchmark-engine", cfg, R)
-    O = patterns.orthogonal_patterns(d, d, torch.Generator().manual_seed(0)).to(dt)
     idx, y = patterns.stack_runs(patterns.sample_D, gens, m=m, n=n, l=d)
-    X = patterns.embed(idx, O)  # dense orthogonal patterns [R, m, n, d]
+    if kind == "onehot":
+        X = idx
+    else:
+        O = patterns.orthogonal_patterns(d, d, torch.Generator().manual_seed(0)).to(dt)
+        X = patterns.embed(idx, O)
     W = torch.stack([torch.randn(C, d, generator=g, dtype=torch.float64) * 0.1 for g in gens]).to(dt)
     a = torch.stack([torch.randn(C, generator=g, dtype=torch.float64) / C**0.5 for g in gens]).to(dt)
     return X.to(dev), y.to(dev, dt), W.to(dev), a.to(dev)
 
 
+def _net(W, a, X):
+    return maxpool.forward(W, a, idx=X) if X.dtype == torch.int64 else maxpool.forward(W, a, X=X)
+
+
 def run_batched(X, y, W, a, steps: int, lr: float):
     def loss_fn(p, b: Batch):
-        return logistic(b.take(y) * maxpool.forward(p["W"], p["a"], X=b.take(X))).mean(-1)
+        return logistic(b.take(y) * _net(p["W"], p["a"], b.take(X))).mean(-1)
 
     res = train(loss_fn, {"W": W, "a": a}, optimizer="gd", lr=lr, stop=StopRule(max_epochs=steps))
     return res.params
@@ -58,7 +68,7 @@ def run_loop(X, y, W, a, steps: int, lr: float):
         opt = torch.optim.SGD([w, ar], lr=lr)
         for _ in range(steps):
             opt.zero_grad()
-            loss = logistic(y[r : r + 1] * maxpool.forward(w, ar, X=X[r : r + 1])).mean()
+            loss = logistic(y[r : r + 1] * _net(w, ar, X[r : r + 1])).mean()
             loss.backward()
             opt.step()
         outW.append(w.detach())
@@ -86,6 +96,7 @@ def main(argv=None) -> float:
     ap.add_argument("--n", type=int, default=4, help="patches per input")
     ap.add_argument("--d", type=int, default=20, help="pattern dimension")
     ap.add_argument("--lr", type=float, default=0.1)
+    ap.add_argument("--patterns", choices=("onehot", "orthogonal"), default="onehot")
     ap.add_argument("--loop-runs", type=int, default=None, help="time the loop on this many runs and extrapolate")
     args = ap.parse_args(argv)
     for name in ("runs", "channels", "m", "n", "d"):
@@ -95,9 +106,12 @@ def main(argv=None) -> float:
         raise SystemExit("--n must be < --d")
     steps = args.steps or (200 if args.quick else 2000)
     dev, dt = config.device(), config.dtype()
-    X, y, W, a = make_problem(args.runs, args.channels, args.m, args.n, args.d, dev, dt)
+    X, y, W, a = make_problem(args.runs, args.channels, args.m, args.n, args.d, dev, dt, args.patterns)
     print(f"{config.describe()} threads={torch.get_num_threads()}")
-    print(f"workload: R={args.runs} runs, C={args.channels} channels, m={args.m}, n={args.n}, d={args.d}, {steps} GD steps")
+    print(
+        f"workload: R={args.runs} runs, C={args.channels} channels, m={args.m}, n={args.n}, d={args.d}, "
+        f"{args.patterns} patterns, {steps} GD steps"
+    )
 
     run_batched(X[:2], y[:2], W[:2], a[:2], 3, args.lr)  # warm-up
     pb, tb = timed(lambda: run_batched(X, y, W, a, steps, args.lr), dev)
