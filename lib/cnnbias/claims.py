@@ -59,6 +59,9 @@ class Claim:
     def status(self) -> str:
         return "PASS" if self.passed else "FAIL"
 
+    def __repr__(self) -> str:  # short, so a notebook cell ending in a claim call stays readable
+        return f"<claim {self.id}: {self.status}>"
+
     def line(self) -> str:
         return f"{self.id}  {self.status}  measured={self.measured} | paper={self.paper} | tol={self.tolerance}"
 
