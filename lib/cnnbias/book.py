@@ -40,6 +40,7 @@ __all__ = [
     "TIMINGS_FIELDS",
     "ClaimRecord",
     "book_claims",
+    "chapter_notebooks",
     "claims_counts",
     "claims_markdown",
     "execute_notebooks",
