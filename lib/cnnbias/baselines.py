@@ -192,3 +192,56 @@ def compare_models(train: Sequence[tuple[torch.Tensor, torch.Tensor]], test: Seq
 def _masked_err(scores: torch.Tensor, y: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     e = (y * scores < 0).to(torch.float64) + 0.5 * (scores == 0).to(torch.float64)
     return (e * mask).sum(1) / mask.sum(1)
+
+
+def pattern_runs(sizes: Sequence[int], reps: int, *, n: int, d: int, l: int | None = None, noise: float = 0.0,
+                 m_test: int = 1000, gens: Sequence[torch.Generator]):
+    """Datasets of Fig. 3a/3b/4: run ``r = rep * len(sizes) + s`` has its own random orthogonal patterns
+    (``l`` rows of a Haar orthogonal matrix in R^d, default ``l = d``), ``sizes[s]`` training points of
+    ``D`` and ``m_test`` test points, from ``gens[r]``.  Clean data are returned as pattern indices
+    (with ``patterns [R, l, d]``), noisy data as dense patches (``patterns`` None).
+    Returns ``(train, test, patterns)`` for :func:`compare_models`."""
+    from cnnbias.data import patterns as P
+    from cnnbias.data.noisy_patterns import noisy_embed
+
+    l = d if l is None else l
+    if len(gens) != reps * len(sizes):
+        raise ValueError(f"need one generator per run ({reps * len(sizes)}), got {len(gens)}")
+    train, test, pats = [], [], []
+    for r, g in enumerate(gens):
+        m = int(sizes[r % len(sizes)])
+        O = P.orthogonal_patterns(l, d, g)
+        idx, y = P.sample_D(m, n, l, g)
+        it, yt = P.sample_D(m_test, n, l, g)
+        if noise == 0:
+            train.append((idx, y))
+            test.append((it, yt))
+        else:
+            train.append((noisy_embed(idx, O, noise, g), y))
+            test.append((noisy_embed(it, O, noise, g), yt))
+        pats.append(O)
+    return train, test, (torch.stack(pats) if noise == 0 else None)
+
+
+def digit_runs(sizes: Sequence[int], reps: int, *, n: int = 4, m_test: int = 1000,
+               gens: Sequence[torch.Generator], pos: int = 3, neg: int = 5, root=None):
+    """Datasets of Fig. 3c: images of ``n`` digits (:mod:`cnnbias.data.digit_patterns`); each run splits
+    the digit images into train / test pools with its own generator.  Returns ``(train, test, source)``."""
+    from cnnbias.data.digit_patterns import sample_digit_patterns, split_pools
+    from cnnbias.data.digits import load_digits
+
+    images, labels, source = load_digits(root)
+    images, labels = torch.as_tensor(images), torch.as_tensor(labels)
+    train, test = [], []
+    for r, g in enumerate(gens):
+        tr_pool, te_pool = split_pools(images, labels, pos=pos, neg=neg, generator=g)
+        train.append(sample_digit_patterns(int(sizes[r % len(sizes)]), tr_pool, n=n, generator=g))
+        test.append(sample_digit_patterns(m_test, te_pool, n=n, generator=g))
+    return train, test, source
+
+
+def by_size(values: torch.Tensor, reps: int, n_sizes: int) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and standard deviation over repetitions of per-run values ordered ``rep * n_sizes + s``."""
+    v = torch.as_tensor(values, dtype=torch.float64).reshape(reps, n_sizes)
+    sd = v.std(0) if reps > 1 else torch.zeros(n_sizes, dtype=torch.float64)
+    return v.mean(0).numpy(), sd.numpy()
