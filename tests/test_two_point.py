@@ -26,18 +26,18 @@ def test_sample_two_point_structure():
 
 def test_one_step_matches_autograd():
     data, W0 = _setup(sigma=0.3, k=20)  # generic init, no special regime needed
-    c = 0.05
+    c = 0.05 * 20
     run = tp.gd_two_point(W0, data, c, 1, record=[1])
     W = W0.clone().requires_grad_()
     out = forward_fixed(W, idx=data.idx)
     loss = engine.hinge(data.y * out).mean(-1).sum()
     loss.backward()
-    torch.testing.assert_close(run.history[1], W0 - c * W.grad, rtol=0, atol=1e-14)
+    torch.testing.assert_close(run.history[1], W0 - (c / 20) * W.grad, rtol=0, atol=1e-14)
 
 
 def test_lemma_f5_closed_forms():
     data, W0 = _setup()
-    c = 0.0023
+    c = 0.0023 * 200
     run = tp.gd_two_point(W0, data, c, 400, record=True)
     tstar = run.first_margin()
     assert torch.all(tstar > 5)
@@ -63,7 +63,7 @@ def test_category_sizes_gamma():
 
 def test_psi_at_convergence():
     data, W0 = _setup(R=4, n=6, d=15, k=300, seed=20)
-    c = 0.004
+    c = 0.004 * 300
     run = tp.gd_two_point(W0, data, c, 2000)
     assert torch.all(run.converged)
     s = psi.pattern_statistics(data.idx, data.y, 15)

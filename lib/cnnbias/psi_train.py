@@ -142,3 +142,74 @@ def network_outputs(W: Tensor, idx: Tensor | None = None, X: Tensor | None = Non
         part = data[:, a:a + chunk]
         outs.append(forward_fixed_onehot(W, part) if idx is not None else forward_fixed(W, X=part.to(W)))
     return torch.cat(outs, dim=1)
+
+
+def sample_runs(dist: str, m: int, n: int, d: int, gens: Sequence[torch.Generator], p: float | None = None
+                ) -> tuple[Tensor, Tensor]:
+    """Index datasets [R, m, n], y [R, m] from D_u ("u"), D_vc ("vc", needs d = 2n) or D_p ("p", needs p)."""
+    from cnnbias.data import patterns as pat
+
+    if dist == "u":
+        return pat.stack_runs(pat.sample_Du, gens, m=m, n=n, d=d)
+    if dist == "vc":
+        if d != 2 * n:
+            raise ValueError(f"D_vc needs d = 2n; got n={n}, d={d}")
+        return pat.stack_runs(pat.sample_Dvc, gens, m=m, n=n)
+    if dist == "p":
+        if p is None:
+            raise ValueError("D_p needs p")
+        return pat.stack_runs(pat.sample_Dp, gens, m=m, n=n, d=d, p=p)
+    raise ValueError(f"dist must be one of 'u', 'vc', 'p'; got {dist!r}")
+
+
+def run_cell(experiment: str, dist: str, n: int, d: int, k: int, m: int, R: int, *, lr: float,
+             batch_size: int, max_epochs: int, sigma_g: float, m_test: int = 1000, p: float | None = None,
+             b: float = 2.0, device: torch.device | str | None = None, dtype: torch.dtype = torch.float64
+             ) -> dict[str, Tensor]:
+    """Train R runs of one grid cell (Sec. 7 / App. E.3) and measure what the chapter needs.
+
+    Run r draws its training set, test set (m_test points), initialization and SGD order from its own seed
+    (``config.generators(experiment, cell, R)``).  Returns per-run tensors: ``c_star`` (Eq. 10 with this b),
+    ``test_err``, ``train_loss``, ``epochs``, ``converged``, ``s`` [R, d], ``ratio_pos`` / ``ratio_neg``
+    [R, d] (detection ratios), ``eq3_pos`` / ``eq3_neg`` (Eq. 3 lower bounds), ``margin_pos`` / ``margin_neg``
+    (smallest y N_W(x) over positive / negative test points), ``eq9`` (bool) and ``eq9_worst``.
+    """
+    from cnnbias import config, stats
+    from cnnbias.theory import psi
+
+    cell = {"dist": dist, "n": n, "d": d, "k": k, "m": m, "lr": lr, "batch_size": batch_size,
+            "max_epochs": max_epochs, "sigma_g": sigma_g, "m_test": m_test, "p": p}
+    gens = config.generators(experiment, cell, R)
+    seeds = [config.run_seed(experiment + ".shuffle", cell, r) for r in range(R)]
+    idx, y = sample_runs(dist, m + m_test, n, d, gens, p)
+    W0 = init_W(k, d, sigma_g, gens, dtype=dtype, device=device)
+    itr, ytr = idx[:, :m].to(W0.device), y[:, :m].to(W0.device)
+    ite, yte = idx[:, m:].to(W0.device), y[:, m:].to(W0.device)
+    res = train_psi(W0, ytr, idx=itr, lr=lr, batch_size=min(batch_size, m), max_epochs=max_epochs,
+                    shuffle_seeds=seeds)
+    W = res.params["W"]
+    s = psi.pattern_statistics(itr, ytr, d).to(W)
+    det = psi.detection(W)
+    out = network_outputs(W, idx=ite)
+    marg = yte.to(W) * out
+    inf = torch.tensor(float("inf"), dtype=W.dtype, device=W.device)
+    lbp, lbn = psi.eq3_lower_bounds(W)
+    eq9, worst = psi.eq9_holds(W, d)
+    return {
+        "c_star": psi.c_star(W, s, m, b=b).cpu(),
+        "test_err": stats.error_rate(out, yte.to(W)).cpu(),
+        "train_loss": res.final_loss.cpu(),
+        "epochs": res.epochs.cpu(),
+        "converged": res.converged.cpu(),
+        "s": s.cpu(),
+        "ratio_pos": psi.positive_ratios(det).cpu(),
+        "ratio_neg": psi.negative_ratios(det).cpu(),
+        "eq3_pos": lbp.cpu(),
+        "eq3_neg": lbn.cpu(),
+        "margin_pos": torch.where(yte > 0, marg, inf).min(1).values.cpu(),
+        "margin_neg": torch.where(yte < 0, marg, inf).min(1).values.cpu(),
+        "out_pos_min": torch.where(yte > 0, out, inf).min(1).values.cpu(),
+        "out_neg_max": torch.where(yte < 0, out, -inf).max(1).values.cpu(),
+        "eq9": eq9.cpu(),
+        "eq9_worst": worst.cpu(),
+    }

@@ -4,27 +4,30 @@ Setting (Sec. 7 and App. F): one-hot patterns in R^d, S = {(x+, +1), (x-, -1)} w
 x- = {p2} u S_p share the same n - 1 spurious patterns S_p.  P_T = {p1, p2} u S_p.  The network is N_W of
 Eq. 1 (rows 0..k-1 of ``W [R, 2k, d]`` are w(1..k), read out +1; rows k..2k-1 are u(1..k), read out -1),
 the loss is the mean hinge loss over the two points, (1/2) sum max{0, 1 - y N_W(x)}, and full-batch gradient
-descent runs with constant learning rate eta = c_eta from W_0 ~ N(0, sigma_g^2).
+descent runs with constant learning rate eta = c_eta / k from W_0 ~ N(0, sigma_g^2).
 
-Reading of the (OCR-damaged) App. F: each step adds (c_eta/2) p to a filter, the 1/2 coming from the mean over
-the two points; this is what the surviving fragments of Lemma F.5 show ("c_eta t/2 p1", "- c_eta/2 p2").
+Reading of the (OCR-damaged) App. F.  The text prints "eta = c_eta"; we read eta = c_eta / k, the scaling of
+the same authors' XORD analysis, because only then do the statements of App. F fit together: T <= O(1/c_eta)
+independent of k (Thm 7.1, Lemma F.6), "M_u^+(i) <= c_eta" for a SUM over up to k filters each moved by at most
+eta/2 (F.3), and N_{W_t}(x+) ~ c_eta t gamma / 2 with no factor k (proof of Lemma F.6).  Each step adds
+(eta/2) p = (c_eta/(2k)) p to a filter, the 1/2 coming from the mean over the two points.  Below h = eta/2.
 
-Lemma F.5 (for 1 <= t <= t*, t* the first step at which a point reaches margin 1, and M = max |W_0| << c_eta):
-    1. j not in A_w:                 w_t = w_0 - alpha (c_eta/2) p2,  alpha = 1{j in W_0^-(2)}
-    2. j in W_0^+(1):                w_t = w_0 + (c_eta t/2) p1 - (c_eta/2) sum_{i in P_T minus {1}} alpha_i p_i
+Lemma F.5 (for 1 <= t <= t*, t* the first step at which a point reaches margin 1, and M = max |W_0| << eta):
+    1. j not in A_w:                 w_t = w_0 - alpha h p2,  alpha = 1{j in W_0^-(2)}
+    2. j in W_0^+(1):                w_t = w_0 + h t p1 - h sum_{i in P_T minus {1}} alpha_i p_i
     3. j in W_0^+(i) n W_0^-(i):     w_t = w_0                       (i spurious)
-    4. j in W_0^+(i) n W_0^-(2):     w_t = w_0 - (c_eta/2) p2 + (c_eta/2) p_i
+    4. j in W_0^+(i) n W_0^-(2):     w_t = w_0 - h p2 + h p_i
     5.-8. the same for u with the roles of p1 and p2 (and of + and -) exchanged.
 Here the detection sets are those of Eq. 11-12 (argmax over P_T minus {2}, resp. P_T minus {1}), and
 A_w = union_{i in P_T minus {2}} W_0^+(i), A_u = union_{i in P_T minus {1}} U_0^-(i).  The alpha_i of part 2
-are not random: at each step x- subtracts (c_eta/2) p_l from the filter for its currently largest positive
-dot product l in P_T minus {1}, which then turns negative (M << c_eta), so after t steps exactly the t largest
+are not random: at each step x- subtracts h p_l from the filter for its currently largest positive
+dot product l in P_T minus {1}, which then turns negative (M << eta), so after t steps exactly the t largest
 positive initial dot products (or all of them if fewer) have been subtracted.  :func:`lemma_f5_predict`
 evaluates these closed forms.
 
-Lemma F.6 / proof: for 1 <= t <= t*, N_{W_t}(x+) = (c_eta/2)(t |B2| + |B4| - |B8|) + O(kM) and
--N_{W_t}(x-) = (c_eta/2)(t |B6| + |B8| - |B4|) + O(kM), where B_q is the set of filters of part q; and
-|B2|/k, |B6|/k -> gamma = (1 - 2^-n)/n (Eq. 14), so T ~ 2/(c_eta gamma k).  Theorem 7.1: at convergence PSI
+Lemma F.6 / proof: for 1 <= t <= t*, N_{W_t}(x+) = h (t |B2| + |B4| - |B8|) + O(kM) and
+-N_{W_t}(x-) = h (t |B6| + |B8| - |B4|) + O(kM), where B_q is the set of filters of part q; and
+|B2|/k, |B6|/k -> gamma = (1 - 2^-n)/n (Eq. 14), so T ~ 2/(c_eta gamma).  Theorem 7.1: at convergence PSI
 holds with b = 1, c = sqrt(18 c_eta) (m = 2).
 """
 
@@ -117,7 +120,7 @@ class TwoPointRun:
 
 def gd_two_point(W0: Tensor, data: TwoPointSet, c_eta: float, T_max: int,
                  record: bool | list[int] = False) -> TwoPointRun:
-    """Full-batch GD on the mean hinge loss of the two points, learning rate c_eta, exact subgradient
+    """Full-batch GD on the mean hinge loss of the two points, learning rate c_eta / k, exact subgradient
     (ReLU'(0) = 0; the max picks the argmax pattern).  Runs with zero loss stop changing (GD fixed point).
 
     record: True keeps every W_t, a list keeps those steps, False none (``history`` is a dict t -> W_t)."""
@@ -148,7 +151,7 @@ def gd_two_point(W0: Tensor, data: TwoPointSet, c_eta: float, T_max: int,
         if t == T_max or bool(conv.all()):
             break  # converged runs are GD fixed points (zero loss, zero subgradient)
         # dL/dW_c = -(1/2) sum_x y a_c 1{active} p_{argmax}; W -= c_eta * dL/dW
-        coef = (c_eta / 2) * y[:, :, None] * active[:, :, None].to(W) * sign[None, None, :]  # [R, 2, C]
+        coef = (c_eta / (2 * k)) * y[:, :, None] * active[:, :, None].to(W) * sign[None, None, :]  # [R, 2, C]
         coef = torch.where(am >= 0, coef, torch.zeros_like(coef))
         upd = torch.zeros(R, C, d + 1, dtype=W.dtype)
         tgt = torch.where(am >= 0, am, torch.full_like(am, d)).transpose(1, 2)  # [R, C, 2]
@@ -221,12 +224,12 @@ def _greedy_subtract(D0: Tensor, allowed: Tensor, t: int) -> Tensor:
 
 
 def lemma_f5_predict(W0: Tensor, data: TwoPointSet, c_eta: float, t: int) -> Tensor:
-    """The closed forms of Lemma F.5 for W_t (valid for 1 <= t <= t* when max|W_0| << c_eta): [R, 2k, d]."""
+    """The closed forms of Lemma F.5 for W_t (valid for 1 <= t <= t* when max|W_0| << eta = c_eta/k): [R, 2k, d]."""
     if t < 1:
         raise ValueError(f"t must be >= 1; got {t}")
     R, C, d = W0.shape
     k = C // 2
-    h = c_eta / 2
+    h = c_eta / (2 * k)
     PT = _pt_mask(data, R)
     not2 = PT.clone()
     not2[:, 1] = False
@@ -266,13 +269,13 @@ def lemma_f5_predict(W0: Tensor, data: TwoPointSet, c_eta: float, t: int) -> Ten
 
 def predicted_convergence(W0: Tensor, data: TwoPointSet, c_eta: float) -> tuple[Tensor, Tensor, Tensor]:
     """Convergence step predicted by the proof of Lemma F.6 from the category counts (ignoring O(kM)):
-    t+ = min{t >= 1: (c/2)(t|B2| + |B4| - |B8|) >= 1}, t- = min{t >= 1: (c/2)(t|B6| + |B8| - |B4|) >= 1}.
+    t+ = min{t >= 1: h(t|B2| + |B4| - |B8|) >= 1}, t- = min{t >= 1: h(t|B6| + |B8| - |B4|) >= 1}, h = c_eta/(2k).
     Returns (t_plus, t_minus, counts [R, 9]) with counts[:, q] = |B_q|."""
     cat = categories(W0, data)
     R = cat.shape[0]
     counts = torch.zeros(R, 9, dtype=torch.long)
     counts.scatter_add_(1, cat, torch.ones_like(cat))
-    h = c_eta / 2
+    h = c_eta / cat.shape[1]  # eta / 2 = c_eta / (2k), 2k = number of filters
     b2, b4, b6, b8 = (counts[:, q].double() for q in (2, 4, 6, 8))
     tp = torch.clamp(torch.ceil((1 / h - b4 + b8) / b2 - 1e-12), min=1).long()
     tm = torch.clamp(torch.ceil((1 / h - b8 + b4) / b6 - 1e-12), min=1).long()
