@@ -73,3 +73,23 @@ def test_sparse_sets_and_prop6_structure():
         assert torch.allclose(T.lag_sum(flipped, s), -T.lag_sum(w, s))
     with pytest.raises(ValueError, match="sparse"):
         T.sample_sparse_positions(20, 5, 3, gens[:1])
+
+
+def test_primitive_sets_have_theorem4_error():
+    """Proof of Theorem 4: if M^T M is primitive the Theorem-2 error is exactly 1/2 the fraction of far positions."""
+    d, k = 30, 3
+    g = torch.Generator().manual_seed(5)
+    pos = torch.randint(0, d, (400, 8), generator=g)
+    M = T.m_train_positions(pos, d, k)
+    prim = Pr.is_primitive_batch(M.transpose(-1, -2) @ M, atol=1e-14)
+    err, m = C.thm2_error(M, P.task_cls(d))
+    ident = T.primitive_identity_error(pos, d, k)
+    assert bool(prim.any())
+    assert torch.allclose(err[prim], ident[prim], atol=1e-12)
+    assert bool((m[prim] == 1).all())
+    # far mask by brute force
+    occ = T.occupancy(pos[:20], d)
+    fm = T.far_mask(occ, k)
+    for r in range(20):
+        S = set(pos[r].tolist())
+        assert fm[r].tolist() == [all(abs(s - l) >= k for s in S) for l in range(d)]

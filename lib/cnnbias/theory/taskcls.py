@@ -202,3 +202,17 @@ def flip_set(k: int, s: int) -> Tensor:
 def lag_sum(w: Tensor, s: int) -> Tensor:
     """sum_{i=1}^{k-s} w_i w_{i+s} for w [..., k]."""
     return (w[..., : w.shape[-1] - s] * w[..., s:]).sum(-1)
+
+
+def far_mask(occ: Tensor, k: int) -> Tensor:
+    """Bool [R, d]: positions l with |l' - l| >= k for every l' in S_tr (occ [R, d] bool)."""
+    d = occ.shape[1]
+    f = occ.double()[:, None, :]
+    ker = torch.ones(1, 1, 2 * k - 1, dtype=torch.float64, device=occ.device)
+    near = torch.nn.functional.conv1d(f, ker, padding=k - 1)[:, 0, :d]
+    return near == 0
+
+
+def primitive_identity_error(pos: Tensor, d: int, k: int) -> Tensor:
+    """1/2 * fraction of far positions [R]: Theorem 4's value of the Theorem-2 error when M_tr^T M_tr is primitive."""
+    return 0.5 * far_mask(occupancy(pos, d), k).double().mean(-1)
