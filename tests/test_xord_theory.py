@@ -151,3 +151,16 @@ def test_training_small_batch_independent():
     assert torch.allclose(res.params["W"][1], res1.params["W"][0], atol=1e-12)
     assert (res.params["W"] * (1 - mask[..., None])).abs().max() == 0
     assert res.final_loss[1:].max() == 0.0  # k = 5 on diverse points reaches a global minimum
+
+
+def test_set_compression_gives_same_iterates():
+    g = [torch.Generator().manual_seed(10 + s) for s in range(3)]
+    data = [X.sample_xord(6, 6, 4, gg, 0.5, 0.9) for gg in g]
+    idx = torch.stack([a for a, _ in data])
+    y = torch.stack([b for _, b in data])
+    W0, mask = T.init_filters([2, 3, 4], [1e-2] * 3, g)
+    lr = torch.tensor([0.01, 0.007, 0.005], dtype=torch.float64)
+    a = T.train_fixed_readout(W0, mask, X.patterns(), idx, y, lr, 5.0, 60, patience=None)
+    b = T.train_xord_sets(W0, mask, idx, y, lr, 5.0, 60, patience=None)
+    assert torch.allclose(a.params["W"], b.params["W"], atol=1e-12)
+    assert torch.allclose(a.final_loss, b.final_loss, atol=1e-12)

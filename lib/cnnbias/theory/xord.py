@@ -232,7 +232,21 @@ def diverse_outputs(W: Tensor) -> tuple[Tensor, Tensor]:
     return out[:, 0], out[:, 1]
 
 
-def eq56_step(W: Tensor, eta: float | Tensor, gamma: float) -> Tensor:
+def _fused(W: Tensor, gamma: float) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """Shared pieces of one step: ``N(x+), N(x-)`` (``[R]``), ``argmax_l w.x_l`` and ``argmax_{l in {2,4}}``."""
+    k = W.shape[1] // 2
+    pr = W @ X.patterns(W.dtype, W.device).T  # [R, C, 4]
+    act = torch.relu(pr)
+    rp = act.amax(-1)
+    rn = torch.maximum(act[..., 1], act[..., 3])
+    npos = rp[:, :k].sum(-1) - rp[:, k:].sum(-1)
+    nneg = rn[:, :k].sum(-1) - rn[:, k:].sum(-1)
+    plus = pr.argmax(-1)
+    minus = torch.where(pr[..., 1] >= pr[..., 3], 1, 3)
+    return npos, nneg, plus, minus
+
+
+def eq56_step(W: Tensor, eta: float | Tensor, gamma: float, _fused_out=None) -> Tensor:
     """One gradient-descent step on ``{(x+, 1), (x-, -1)}`` (m = 1) with the loss of Eq. 3, via Eq. 5-6:
 
     for ``j in W_t^+(i1) n W_t^-(i2)``: ``w(j) <- w(j) + eta x_i1 1[N(x+) < gamma] - eta x_i2 1[N(x-) > -1]``;
@@ -244,16 +258,14 @@ def eq56_step(W: Tensor, eta: float | Tensor, gamma: float) -> Tensor:
     """
     k = W.shape[1] // 2
     P = X.patterns(W.dtype, W.device)
-    npos, nneg = diverse_outputs(W)
+    npos, nneg, plus, minus = _fused_out if _fused_out is not None else _fused(W, gamma)
     a = (npos < gamma).to(W.dtype)[:, None, None]
     b = (nneg > -1).to(W.dtype)[:, None, None]
-    s = eq4_sets(W)
     eta_t = torch.as_tensor(eta, dtype=W.dtype, device=W.device)
     if eta_t.ndim == 1:
         eta_t = eta_t[:, None, None]
-    dw = a * P[s["Wplus"]] - b * P[s["Wminus"]]
-    du = -a * P[s["Uplus"]] + b * P[s["Uminus"]]
-    return W + eta_t * torch.cat([dw, du], 1)
+    sign = torch.cat([torch.ones(k), -torch.ones(k)]).to(W)[None, :, None]
+    return W + eta_t * sign * (a * P[plus] - b * P[minus])
 
 
 def S_plus(W: Tensor) -> Tensor:
@@ -369,3 +381,206 @@ def train_fixed_readout(
     stop = StopRule(max_epochs=max_epochs, loss_below=0.0, patience=patience)
     return train(loss_fn, {"W": W0}, trainable=("W",), optimizer="gd", lr=lr, stop=stop,
                  record=record, record_every=record_every)
+
+
+def compress_to_sets(idx: Tensor, y: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """Group each run's training points by pattern set (App. C: N_W and its gradient depend on a point only through
+    its pattern set).  ``idx [R, m, d], y [R, m]`` -> ``masks [R, U, 4]`` (bool), ``ys [R, U]`` and ``counts [R, U]``
+    (number of training points with that set; 0 for padding rows).  The Eq. 3 loss of the compressed data with
+    these counts equals the loss of the original data (:func:`eq3_loss_sets`)."""
+    if idx.ndim != 3 or y.shape != idx.shape[:2]:
+        raise ValueError(f"idx must be [R, m, d] and y [R, m], got {tuple(idx.shape)} and {tuple(y.shape)}")
+    s = X.pattern_set(idx)  # [R, m, 4]
+    code = (s.long() * torch.tensor([1, 2, 4, 8])).sum(-1)  # 1..15
+    R = idx.shape[0]
+    rows = [torch.unique(code[r], return_counts=True) for r in range(R)]
+    U = max(len(u) for u, _ in rows)
+    masks = torch.zeros(R, U, 4, dtype=torch.bool)
+    counts = torch.zeros(R, U, dtype=y.dtype)
+    ys = torch.ones(R, U, dtype=y.dtype)
+    bits = torch.tensor([1, 2, 4, 8])
+    for r, (u, c) in enumerate(rows):
+        masks[r, : len(u)] = (u[:, None] & bits) > 0
+        counts[r, : len(u)] = c.to(y.dtype)
+        ys[r, : len(u)] = torch.where(masks[r, : len(u), 0] | masks[r, : len(u), 2], 1.0, -1.0).to(y.dtype)
+    return masks, ys, counts
+
+
+def network_on_run_sets(W: Tensor, masks: Tensor, mask_channels: Tensor | None = None) -> Tensor:
+    """``N_W`` for per-run pattern sets ``masks [R, U, 4]`` (faster twin of :func:`network_on_sets`), ``[R, U]``."""
+    k = W.shape[1] // 2
+    if mask_channels is not None:
+        W = W * mask_channels[..., None]
+    act = torch.relu(W @ X.patterns(W.dtype, W.device).T)  # [R, C, 4]
+    resp = (masks.to(W.dtype)[:, :, None, :] * act[:, None]).max(-1).values  # [R, U, C]
+    return resp[..., :k].sum(-1) - resp[..., k:].sum(-1)
+
+
+def eq3_loss_sets(out: Tensor, ys: Tensor, counts: Tensor, gamma: float | Tensor) -> Tensor:
+    """Eq. 3 on compressed data: ``sum_u counts_u * hinge_u / m`` with ``m`` = number of positive points."""
+    g = torch.as_tensor(gamma, dtype=out.dtype, device=out.device)
+    if g.ndim == 1:
+        g = g[:, None]
+    pos = (ys > 0).to(out.dtype)
+    m = (pos * counts).sum(-1).clamp(min=1)
+    per = pos * torch.relu(g - out) + (1 - pos) * torch.relu(1 + out)
+    return (counts * per).sum(-1) / m
+
+
+def train_xord_sets(
+    W0: Tensor, mask: Tensor, idx: Tensor, y: Tensor, lr: Tensor, gamma: float | Tensor, max_epochs: int,
+    patience: int | None = 20, record=None, record_every: int = 1,
+):
+    """Like :func:`train_fixed_readout` for XORD data, but on the pattern-set compression of the training set
+    (:func:`compress_to_sets`): the same GD iterates (the tests check it against the dense network), fewer
+    operations.  Returns the engine's ``TrainResult``."""
+    from cnnbias.engine import StopRule, train
+
+    masks, ys, counts = compress_to_sets(idx, y)
+    gam = torch.as_tensor(gamma, dtype=W0.dtype)
+
+    def loss_fn(params, batch):
+        g = batch.take(gam) if gam.ndim == 1 else gam
+        out = network_on_run_sets(params["W"], batch.take(masks), batch.take(mask))
+        return eq3_loss_sets(out, batch.take(ys), batch.take(counts), g)
+
+    stop = StopRule(max_epochs=max_epochs, loss_below=0.0, patience=patience)
+    return train(loss_fn, {"W": W0}, trainable=("W",), optimizer="gd", lr=lr, stop=stop,
+                 record=record, record_every=record_every)
+
+
+def simulate_diverse(W0: Tensor, eta: float | Tensor, gamma: float, max_steps: int,
+                     snapshots: list[int] | None = None) -> dict:
+    """Gradient descent on one diverse positive and one diverse negative point through the closed-form update of
+    Eq. 5-6 (:func:`eq56_step`, equal to the autograd step; see the tests and the chapter).  At a global minimum
+    (``N(x+) >= gamma`` and ``N(x-) <= -1``) both indicators vanish and the iterate stays put, so running all runs
+    for the same number of steps is exact.  Stops early once every run is at a global minimum.
+
+    Returns ``W`` (final), ``T`` (``[R]`` long: first iteration at a global minimum, ``-1`` if never),
+    ``snap`` (dict step -> ``W`` at that step, for the requested ``snapshots``) and ``sets0`` / ``sets_changed``
+    (Eq. 4 sets at t = 0 and whether ``W_t^+(1)``/``W_t^+(3)`` membership ever changed, Lemma A.4).
+    """
+    W = W0.clone()
+    R = W.shape[0]
+    T = torch.full((R,), -1, dtype=torch.long)
+    snaps = set(snapshots or [])
+    snap = {}
+    s0 = eq4_sets(W)["Wplus"]
+    in13_0 = (s0 == 0) | (s0 == 2)
+    # without any w filter in W^+(1) u W^+(3), N(x+) <= N(x-) for ever (Lemma A.4), so no global minimum exists
+    hopeless = ~in13_0.any(-1)
+    changed = torch.zeros(R, dtype=torch.bool)
+    k = W.shape[1] // 2
+    for t in range(max_steps + 1):
+        fo = _fused(W, gamma)
+        npos, nneg, plus = fo[0], fo[1], fo[2][:, :k]
+        at_min = (npos >= gamma) & (nneg <= -1)
+        T = torch.where((T < 0) & at_min, torch.tensor(t), T)
+        if t in snaps:
+            snap[t] = W.clone()
+        changed |= ((plus == 0) != (s0 == 0)).any(-1) | ((plus == 2) != (s0 == 2)).any(-1)
+        if t == max_steps or (bool(((T >= 0) | hopeless).all()) and t >= max(snaps, default=0)):
+            break
+        W = eq56_step(W, eta, gamma, fo)
+    return {"W": W, "T": T, "snap": snap, "sets0": s0, "in13_0": in13_0, "hopeless": hopeless,
+            "sets_changed": changed, "steps": t}
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Experiments of Sec. 6 / App. A.2-A.4 (channel sweeps)
+# ----------------------------------------------------------------------------------------------------------------
+
+
+def xord_channel_sweep(name: str, cfg: dict, channels: list[int], gammas: list[float], R: int,
+                       groups: list[list[int]] | None = None) -> dict[str, Tensor]:
+    """Fig. 1 / Fig. 5 / Fig. 2b: train ``R`` runs for every channel count ``2k`` in ``channels`` and every
+    ``gamma``, on ``m`` positive and ``m`` negative points of the mixture ``D`` with ``p+, p-`` (``cfg`` keys
+    ``d, m, p_plus, p_minus, lr_c, sigma_g, max_epochs, patience``), learning rate ``lr_c / channels``.
+
+    Channel counts in one of ``groups`` share one batched program (padding with masked filters).  Run ``r`` of
+    setting ``(c, gamma)`` draws its data and initialization from ``config.generators(name, {..c, gamma..})[r]``.
+    Returns per-run tensors: ``channels, gamma, test_error`` (exact, :func:`test_error_exact`), ``train_error``,
+    ``n_detected`` (c_d = 1e-4), ``epochs``.
+    """
+    from cnnbias import config
+
+    groups = groups or [channels]
+    out: dict[str, list] = {k: [] for k in ("channels", "gamma", "test_error", "train_error", "n_detected", "epochs")}
+    for grp in groups:
+        ks, gams, gens, sig = [], [], [], []
+        for c in grp:
+            if c % 2 or c < 2:
+                raise ValueError(f"channels must be even (2k), got {c}")
+            for gam in gammas:
+                gs = config.generators(name, {**cfg, "channels": c, "gamma": gam}, R)
+                gens += gs
+                ks += [c // 2] * R
+                gams += [float(gam)] * R
+        sig = [cfg["sigma_g"]] * len(ks)
+        data = [X.sample_xord(cfg["m"], cfg["m"], cfg["d"], g, cfg["p_plus"], cfg["p_minus"]) for g in gens]
+        idx = torch.stack([a for a, _ in data])
+        y = torch.stack([b for _, b in data])
+        W0, mask = init_filters(ks, sig, gens)
+        lr = torch.tensor([cfg["lr_c"] / (2 * k) for k in ks], dtype=torch.float64)
+        gam_t = torch.tensor(gams, dtype=torch.float64)
+        res = train_xord_sets(W0, mask, idx, y, lr, gam_t, cfg["max_epochs"], cfg["patience"])
+        W = res.params["W"]
+        with torch.no_grad():
+            tr = forward_patterns(W, X.patterns(), idx, mask)
+            tr_err = torch.where(torch.sign(tr) == 0, 0.5, (torch.sign(tr) != y).double()).mean(-1)
+            te = test_error_exact(W, cfg["d"], cfg["p_plus"], cfg["p_minus"], mask)
+            nd = n_detected(W, 1e-4, mask)
+        out["channels"].append(torch.tensor([2 * k for k in ks]))
+        out["gamma"].append(gam_t)
+        out["test_error"].append(te)
+        out["train_error"].append(tr_err)
+        out["n_detected"].append(nd)
+        out["epochs"].append(res.epochs)
+    return {k: torch.cat(v) for k, v in out.items()}
+
+
+def obd_channel_sweep(name: str, cfg: dict, channels: list[int], R: int, groups: list[list[int]] | None = None
+                      ) -> dict[str, Tensor]:
+    """Fig. 2a/2c: the OBD problem (App. A.4) with ``d1`` (cfg ``d1``), ``m`` points per class, learning rate
+    ``lr_c / channels``, hinge margin ``gamma``, stop rules ``max_epochs, patience``, initialization ``sigma_g``;
+    test error by Monte Carlo on ``n_test`` points per class (one test set shared by all runs, drawn from its own
+    seed).  Detection (Def. 5.1 generalized): pattern ``v`` is detected if ``sum_i relu(w(i).v) > 1e-4`` for
+    positive patterns (``u`` for negative ones); ``n_detected`` counts the ``2 d1`` patterns."""
+    from cnnbias import config
+
+    d1 = cfg["d1"]
+    pats = X.obd_patterns(d1)
+    gt = torch.Generator().manual_seed(config.run_seed(name + ".test", cfg, 0))
+    te_idx = torch.cat([X.sample_obd(cfg["n_test"], 1, d1, gt), X.sample_obd(cfg["n_test"], -1, d1, gt)])
+    te_y = X.obd_label(te_idx, d1)
+    groups = groups or [channels]
+    out: dict[str, list] = {k: [] for k in ("channels", "test_error", "train_error", "n_detected", "epochs")}
+    for grp in groups:
+        ks, gens = [], []
+        for c in grp:
+            gs = config.generators(name, {**cfg, "channels": c}, R)
+            gens += gs
+            ks += [c // 2] * R
+        idx = torch.stack([torch.cat([X.sample_obd(cfg["m"], 1, d1, g), X.sample_obd(cfg["m"], -1, d1, g)])
+                           for g in gens])
+        y = X.obd_label(idx, d1)
+        W0, mask = init_filters(ks, [cfg["sigma_g"]] * len(ks), gens, dim=d1)
+        lr = torch.tensor([cfg["lr_c"] / (2 * k) for k in ks], dtype=torch.float64)
+        res = train_fixed_readout(W0, mask, pats, idx, y, lr, cfg["gamma"], cfg["max_epochs"], cfg["patience"])
+        W = res.params["W"]
+        with torch.no_grad():
+            tr = forward_patterns(W, pats, idx, mask)
+            tr_err = torch.where(torch.sign(tr) == 0, 0.5, (torch.sign(tr) != y).double()).mean(-1)
+            Rr = W.shape[0]
+            te = forward_patterns(W, pats, te_idx[None].expand(Rr, -1, -1), mask)
+            te_err = torch.where(torch.sign(te) == 0, 0.5, (torch.sign(te) != te_y).double()).mean(-1)
+            K = W.shape[1] // 2
+            act = torch.relu((W * mask[..., None]) @ pats.T)  # [R, 2K, 2 d1]
+            D = torch.cat([act[:, :K, :d1].sum(1), act[:, K:, d1:].sum(1)], -1)
+            nd = (D > 1e-4).sum(-1)
+        out["channels"].append(torch.tensor([2 * k for k in ks]))
+        out["test_error"].append(te_err)
+        out["train_error"].append(tr_err)
+        out["n_detected"].append(nd)
+        out["epochs"].append(res.epochs)
+    return {k: torch.cat(v) for k, v in out.items()}

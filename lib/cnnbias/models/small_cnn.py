@@ -1,0 +1,119 @@
+"""The three-layer digit CNN of {cite}`xord`, Sec. 6.2, batched over runs, and the filter-clustering compression.
+
+Network: a 3x3 convolution with ``C`` channels (stride 1, no padding, with bias), ReLU, 2x2 max-pooling (stride 2,
+floor), and a fully connected layer to 10 classes.  For an ``H x W`` image the pooled map has
+``P = floor((H-2)/2) * floor((W-2)/2)`` cells per channel.  Parameters carry a leading run axis:
+
+    conv [R, C, 9], bias [R, C], fc [R, C * P, 10] (channel-major), fcb [R, 10]
+
+Compression (Sec. 6.2): cluster the ``C`` trained filters (with their biases, as points of R^10) by k-means into 4
+clusters, use the centres as the filters of a 4-channel network, and train only its fully connected layer.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+from torch import Tensor
+
+
+def pooled_cells(H: int, W: int) -> int:
+    """Number of cells per channel after the 3x3 convolution and 2x2 max-pooling."""
+    if H < 4 or W < 4:
+        raise ValueError(f"images must be at least 4x4, got {H}x{W}")
+    return ((H - 2) // 2) * ((W - 2) // 2)
+
+
+def init_params(C: int, H: int, W: int, gens: list[torch.Generator], dtype: torch.dtype = torch.float64
+                ) -> dict[str, Tensor]:
+    """PyTorch-default-like uniform initialization (``U(-1/sqrt(fan_in), 1/sqrt(fan_in))``) for each run from its
+    own generator: ``{"conv", "bias", "fc", "fcb"}`` with a leading run axis."""
+    if C < 1:
+        raise ValueError(f"C (channels) must be >= 1, got {C}")
+    P = pooled_cells(H, W)
+    out = {"conv": [], "bias": [], "fc": [], "fcb": []}
+    for g in gens:
+        b1, b2 = 1 / 3.0, 1 / math.sqrt(C * P)
+        out["conv"].append((torch.rand(C, 9, generator=g, dtype=dtype) * 2 - 1) * b1)
+        out["bias"].append((torch.rand(C, generator=g, dtype=dtype) * 2 - 1) * b1)
+        out["fc"].append((torch.rand(C * P, 10, generator=g, dtype=dtype) * 2 - 1) * b2)
+        out["fcb"].append((torch.rand(10, generator=g, dtype=dtype) * 2 - 1) * b2)
+    return {k: torch.stack(v) for k, v in out.items()}
+
+
+def features(params: dict[str, Tensor], images: Tensor) -> Tensor:
+    """Pooled ReLU feature maps ``[R, m, C * P]`` (channel-major) of per-run images ``[R, m, H, W]`` (or a shared
+    batch ``[m, H, W]``).  The R runs' convolutions are one grouped ``conv2d`` (runs as groups)."""
+    import torch.nn.functional as F
+
+    R, C, _ = params["conv"].shape
+    w = params["conv"].reshape(R * C, 1, 3, 3)
+    if images.ndim == 3:  # shared by all runs
+        z = F.conv2d(images[:, None], w)  # [m, R*C, h, w]
+    else:
+        z = F.conv2d(images.transpose(0, 1), w, groups=R)
+    z = z + params["bias"].reshape(1, R * C, 1, 1)
+    z = torch.relu(F.max_pool2d(z, 2))  # max-pool and ReLU commute
+    m = z.shape[0]
+    return z.reshape(m, R, -1).transpose(0, 1)
+
+
+def logits(params: dict[str, Tensor], images: Tensor) -> Tensor:
+    """Class scores ``[R, m, 10]``."""
+    return torch.bmm(features(params, images), params["fc"]) + params["fcb"][:, None, :]
+
+
+def cross_entropy(params: dict[str, Tensor], images: Tensor, labels: Tensor) -> Tensor:
+    """Mean cross-entropy per run ``[R]`` (``images [R, m, H, W]``, ``labels [R, m]``)."""
+    lo = logits(params, images)
+    return torch.nn.functional.cross_entropy(lo.reshape(-1, 10), labels.reshape(-1), reduction="none").reshape(
+        labels.shape).mean(-1)
+
+
+def test_error(params: dict[str, Tensor], images: Tensor, labels: Tensor, chunk: int = 1000) -> Tensor:
+    """0-1 test error per run ``[R]`` on a test set shared by all runs (``images [N, H, W]``, ``labels [N]``)."""
+    R = params["conv"].shape[0]
+    wrong = torch.zeros(R, dtype=params["conv"].dtype)
+    with torch.no_grad():
+        for s in range(0, len(labels), chunk):
+            pred = logits(params, images[s : s + chunk]).argmax(-1)
+            wrong += (pred != labels[s : s + chunk][None]).sum(-1).to(wrong.dtype)
+    return wrong / len(labels)
+
+
+def train_cnn(params: dict[str, Tensor], images: Tensor, labels: Tensor, lr: float, epochs: int,
+              trainable: tuple[str, ...] = ("conv", "bias", "fc", "fcb")):
+    """Full-batch Adam on the mean cross-entropy through :func:`cnnbias.engine.train` (fixed number of epochs)."""
+    from cnnbias.engine import StopRule, train
+
+    def loss_fn(p, batch):
+        return cross_entropy(p, batch.take(images), batch.take(labels))
+
+    return train(loss_fn, params, trainable=trainable, optimizer="adam", lr=lr, stop=StopRule(max_epochs=epochs))
+
+
+def cluster_filters(params: dict[str, Tensor], n_clusters: int = 4, seeds: list[int] | None = None) -> Tensor:
+    """k-means (scikit-learn, ``n_init=10``) of each run's filters-with-bias (points of R^10) into ``n_clusters``;
+    returns the centres ``[R, n_clusters, 10]`` (first 9 entries: the 3x3 filter, last: the bias)."""
+    from sklearn.cluster import KMeans
+
+    pts = torch.cat([params["conv"], params["bias"][..., None]], -1).detach().cpu().numpy()
+    R, C, _ = pts.shape
+    if n_clusters > C:
+        raise ValueError(f"n_clusters must be <= the number of channels {C}, got {n_clusters}")
+    seeds = list(range(R)) if seeds is None else seeds
+    centres = np.stack([KMeans(n_clusters, n_init=10, random_state=int(s) % (2**31)).fit(pts[r]).cluster_centers_
+                        for r, s in enumerate(seeds)])
+    return torch.from_numpy(centres).to(params["conv"].dtype)
+
+
+def compressed_params(centres: Tensor, H: int, W: int, gens: list[torch.Generator]) -> dict[str, Tensor]:
+    """A 4-channel (``centres.shape[1]``-channel) network whose filters are the cluster centres and whose fully
+    connected layer is freshly initialized from each run's generator."""
+    C = centres.shape[1]
+    p = init_params(C, H, W, gens, centres.dtype)
+    p["conv"] = centres[..., :9].clone()
+    p["bias"] = centres[..., 9].clone()
+    return p
