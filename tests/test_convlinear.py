@@ -2,7 +2,6 @@
 
 import pytest
 import torch
-
 from cnnbias.data import positions as P
 from cnnbias.models import linear as L
 from cnnbias.theory import convlinear as C
@@ -45,7 +44,7 @@ def test_m_train_is_mean_of_m_xy(name):
 
 @pytest.mark.parametrize("t_steps", [0, 1, 7, 60])
 def test_lemma7_closed_form_matches_gd(t_steps):
-    t, idx, mask, M = _setup("3rdctrl")
+    _t, _idx, _mask, M = _setup("3rdctrl")
     w1 = torch.randn(3, 4, generator=_g(11), dtype=torch.float64)
     w2 = torch.randn(3, 16, generator=_g(12), dtype=torch.float64)
     a1, a2, _ = C.xhinge_gd(M, w1, w2, 0.3, t_steps)
@@ -57,8 +56,10 @@ def test_lemma7_closed_form_matches_gd(t_steps):
     s1 = torch.linalg.svdvals(M)[:, :1]
     c1, c2 = C.lemma7(M, w1, w2, 0.3, t_steps, scaled=True)
     assert torch.allclose(c1 * (1 + 0.3 * s1) ** t_steps, b1, rtol=1e-10, atol=1e-12)
+    assert torch.allclose(c2 * (1 + 0.3 * s1) ** t_steps, b2, rtol=1e-10, atol=1e-12)
     n1, n2, logs = C.xhinge_gd(M, w1, w2, 0.3, t_steps, normalize=True)
     assert torch.allclose(n1 * logs.exp()[:, None], a1, rtol=1e-9, atol=1e-12)
+    assert torch.allclose(n2 * logs.exp()[:, None], a2, rtol=1e-9, atol=1e-12)
 
 
 def test_engine_xhinge_gd_equals_closed_form():
@@ -67,14 +68,16 @@ def test_engine_xhinge_gd_equals_closed_form():
 
     t, idx, mask, M = _setup("cls")
     p = L.init_params("conv", 16, [_g(21), _g(22), _g(23)], k=4)
-    res = train(L.make_loss("conv", t, idx, mask, "xhinge"), p, lr=0.1, stop=StopRule(max_epochs=40))
+    res = train(
+        L.make_loss("conv", t, idx, mask, "xhinge"), p, lr=0.1, stop=StopRule(max_epochs=40)
+    )
     b1, b2 = C.lemma7(M, p["w1"], p["w2"], 0.1, 40, scaled=False)
     assert torch.allclose(res.params["w1"], b1, rtol=1e-9, atol=1e-12)
     assert torch.allclose(res.params["w2"], b2, rtol=1e-9, atol=1e-12)
 
 
 def test_lemma1_limit_and_no_overflow():
-    t, idx, mask, M = _setup("cls", sizes=(8, 12, 15))
+    _t, _idx, _mask, M = _setup("cls", sizes=(8, 12, 15))
     w1 = torch.randn(3, 4, generator=_g(31), dtype=torch.float64)
     w2 = torch.zeros(3, 16, dtype=torch.float64)
     l1, l2, m = C.lemma1_limit(M, w1)
@@ -94,7 +97,7 @@ def test_thm2_repeated_top_singular_value():
     marg, m = C.thm2_margins(M, t)
     assert m.item() == k
     # brute force the minimum over unit z in R^k: (V z)^T M_x^T (U z), U = M V / sigma1
-    U, S, V = C.svd(M)
+    _U, S, V = C.svd(M)
     Z = torch.randn(4000, k, generator=_g(3), dtype=torch.float64)
     Z = Z / Z.norm(dim=-1, keepdim=True)
     v = Z @ V[0].T
@@ -111,7 +114,7 @@ def test_thm2_repeated_top_singular_value():
 
 
 def test_thm2_unique_top_equals_asymptotic():
-    t, idx, mask, M = _setup("1stctrl", d=20, sizes=(15, 25))
+    t, _idx, _mask, M = _setup("1stctrl", d=20, sizes=(15, 25))
     e, m = C.thm2_error(M, t)
     assert m.tolist() == [1, 1]
     w1 = torch.randn(2, 4, generator=_g(5), dtype=torch.float64)

@@ -2,7 +2,6 @@
 
 import pytest
 import torch
-
 from cnnbias.theory import primitive as Pr
 
 
@@ -34,7 +33,9 @@ def test_random_sparse_matrices_agree():
     As = []
     for trial in range(300):
         k = 2 + trial % 5
-        A = (torch.rand(k, k, generator=g) < 0.3).double() * torch.rand(k, k, generator=g, dtype=torch.float64)
+        A = (torch.rand(k, k, generator=g) < 0.3).double() * torch.rand(
+            k, k, generator=g, dtype=torch.float64
+        )
         As.append(A)
         assert Pr.is_primitive(A) == Pr.is_primitive_by_powers(A)
         if Pr.paper_sufficient(A):

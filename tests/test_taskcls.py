@@ -4,7 +4,6 @@ import math
 
 import pytest
 import torch
-
 from cnnbias.data import positions as P
 from cnnbias.theory import convlinear as C
 from cnnbias.theory import primitive as Pr
@@ -13,7 +12,9 @@ from cnnbias.theory import taskcls as T
 
 @pytest.mark.parametrize("d,k,n", [(6, 2, 3), (7, 3, 2), (8, 1, 3), (9, 2, 4)])
 def test_second_term_exact_vs_brute_force(d, k, n):
-    assert T.thm4_second_term(d, k, n).item() == pytest.approx(T.brute_force_second_term(d, k, n), abs=1e-14)
+    assert T.thm4_second_term(d, k, n).item() == pytest.approx(
+        T.brute_force_second_term(d, k, n), abs=1e-14
+    )
 
 
 def test_paper_formula_and_approximations():
@@ -22,8 +23,12 @@ def test_paper_formula_and_approximations():
     ns = [1, 10, 50, 200]
     ex = T.thm4_second_term(100, 5, ns)
     assert bool((ex <= T.second_term_upper(100, 5, ns) + 1e-15).all())
-    assert bool((T.err2(100, 5, ns) <= ex + 1e-15).all())  # (d-2k+1)/d is the interior value, the smallest
-    assert torch.allclose(T.thm4_second_term(100, 1, ns), T.one_layer_error(100, ns))  # k = 1: 1-Layer
+    assert bool(
+        (T.err2(100, 5, ns) <= ex + 1e-15).all()
+    )  # (d-2k+1)/d is the interior value, the smallest
+    assert torch.allclose(
+        T.thm4_second_term(100, 1, ns), T.one_layer_error(100, ns)
+    )  # k = 1: 1-Layer
 
 
 def test_lemma5_implies_primitive_and_m_train():
@@ -48,7 +53,10 @@ def test_lemma5_implies_primitive_and_m_train():
 def test_sample_complexity_limit():
     eps = 0.01
     for k in (2, 3, 5):
-        r = [T.n_one_layer_closed(d, eps) / T.n_conv_closed(d, k, eps) for d in (100, 10_000, 1_000_000)]
+        r = [
+            T.n_one_layer_closed(d, eps) / T.n_conv_closed(d, k, eps)
+            for d in (100, 10_000, 1_000_000)
+        ]
         assert abs(r[-1] - (2 * k - 1)) < 1e-3 * (2 * k - 1)
         assert abs(r[0] - (2 * k - 1)) > abs(r[-1] - (2 * k - 1))
     n = T.n_for_error_exact(100, 5, eps)
@@ -61,7 +69,11 @@ def test_sparse_sets_and_prop6_structure():
     gens = [torch.Generator().manual_seed(i) for i in range(200)]
     pos = T.sample_sparse_positions(d, k, n, gens)
     one = pos + 1
-    assert bool((one >= k).all()) and bool((one.diff(dim=-1) >= 2 * k).all()) and bool((one <= d).all())
+    assert (
+        bool((one >= k).all())
+        and bool((one.diff(dim=-1) >= 2 * k).all())
+        and bool((one <= d).all())
+    )
     M = T.m_train_positions(pos, d, k)
     MtM = M.transpose(-1, -2) @ M
     assert torch.allclose(MtM, torch.eye(k, dtype=torch.float64).expand_as(MtM) / n, atol=1e-15)

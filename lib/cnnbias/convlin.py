@@ -8,8 +8,8 @@ scale's runs, and no run depends on which others are batched with it.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Sequence
 
 import torch
 from torch import Tensor
@@ -24,7 +24,9 @@ def _gens(experiment: str, key: dict, R: int) -> list[torch.Generator]:
     return config.generators(experiment, key, R)
 
 
-def training_sets(task: PositionTask, ns: Sequence[int], R: int, experiment: str) -> tuple[Tensor, Tensor]:
+def training_sets(
+    task: PositionTask, ns: Sequence[int], R: int, experiment: str
+) -> tuple[Tensor, Tensor]:
     """R training sets per size n (run order: n-major), padded to max(ns): idx [len(ns) R, n_max], mask."""
     gens: list[torch.Generator] = []
     for n in ns:
@@ -32,10 +34,14 @@ def training_sets(task: PositionTask, ns: Sequence[int], R: int, experiment: str
     return sample_training_sets(task.N, [int(n) for n in ns for _ in range(R)], gens)
 
 
-def initial_params(model: str, task: PositionTask, ns: Sequence[int], R: int, k: int, experiment: str) -> dict[str, Tensor]:
+def initial_params(
+    model: str, task: PositionTask, ns: Sequence[int], R: int, k: int, experiment: str
+) -> dict[str, Tensor]:
     gens: list[torch.Generator] = []
     for n in ns:
-        gens += _gens(f"{experiment}/init/{model}", {"task": task.name, "d": task.d, "n": int(n), "k": k}, R)
+        gens += _gens(
+            f"{experiment}/init/{model}", {"task": task.name, "d": task.d, "n": int(n), "k": k}, R
+        )
     return L.init_params(model, task.d, gens, k=k, dtype=torch.float64)
 
 
@@ -117,7 +123,14 @@ def pooled_difference(a: Tensor, b: Tensor, rows: Sequence[int]) -> tuple[float,
 
 
 def xhinge_error(
-    task: PositionTask, idx: Tensor, mask: Tensor, w1_0: Tensor, w2_0: Tensor, k: int, lr: float, t: int
+    task: PositionTask,
+    idx: Tensor,
+    mask: Tensor,
+    w1_0: Tensor,
+    w2_0: Tensor,
+    k: int,
+    lr: float,
+    t: int,
 ) -> Tensor:
     """Test error [R] after t full-batch GD steps on the X-hinge loss, via Lemma 7's exact (scaled) closed form."""
     M = C.m_train(task, idx, k, mask)
@@ -127,7 +140,9 @@ def xhinge_error(
 
 def gaussian_filters(R: int, k: int, experiment: str, key: dict) -> Tensor:
     """w1^0 ~ N(0, I_k) per run (Theorem 2's initialisation; the scale b does not matter)."""
-    return torch.stack([torch.randn(k, generator=g, dtype=torch.float64) for g in _gens(experiment, key, R)])
+    return torch.stack(
+        [torch.randn(k, generator=g, dtype=torch.float64) for g in _gens(experiment, key, R)]
+    )
 
 
 @dataclass
@@ -167,6 +182,7 @@ def init_runs(
     idx, mask = idx1.expand(R, -1).clone(), mask1.expand(R, -1).clone()
     gens = _gens(f"{experiment}/init", {"task": task_name, "d": d, "n": n, "k": k}, R)
     p0 = L.init_params("conv", d, gens, k=k)
+
     def errs(w: Tensor, ii: Tensor, mm: Tensor) -> tuple[Tensor, Tensor]:
         tr = (L.ebar(task.y[ii] * L.scores(w, task, ii)) * mm).sum(-1) / mm.sum(-1)
         return L.test_error(w, task), tr
@@ -203,4 +219,14 @@ def init_runs(
         xs_te.append(a)
         xs_tr.append(b)
     asym, _ = C.thm2_error(M[:1], task)
-    return InitRuns(grid, te_h, tr_h, res.epochs, final_te, grid, torch.stack(xs_te), torch.stack(xs_tr), float(asym[0]))
+    return InitRuns(
+        grid,
+        te_h,
+        tr_h,
+        res.epochs,
+        final_te,
+        grid,
+        torch.stack(xs_te),
+        torch.stack(xs_tr),
+        float(asym[0]),
+    )

@@ -18,8 +18,8 @@ the whole dataset (uniform distribution), ties counted 1/2 (Eq. 1).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import torch
 from torch import Tensor
@@ -44,7 +44,7 @@ class PositionTask:
     y: Tensor  # float64 [N] in {+1, -1}
 
     @property
-    def N(self) -> int:  # noqa: N802 (paper notation)
+    def N(self) -> int:
         return int(self.y.shape[0])
 
     def dense(self, dtype: torch.dtype = torch.float64) -> Tensor:
@@ -53,9 +53,13 @@ class PositionTask:
         X.scatter_add_(1, self.pos, self.val.to(dtype))
         return X
 
-    def to(self, device: torch.device | str | None = None, dtype: torch.dtype | None = None) -> "PositionTask":
+    def to(
+        self, device: torch.device | str | None = None, dtype: torch.dtype | None = None
+    ) -> PositionTask:
         dt = dtype or self.val.dtype
-        return PositionTask(self.name, self.d, self.pos.to(device), self.val.to(device, dt), self.y.to(device, dt))
+        return PositionTask(
+            self.name, self.d, self.pos.to(device), self.val.to(device, dt), self.y.to(device, dt)
+        )
 
 
 def _check_d(d: int, minimum: int = 2) -> None:
@@ -108,7 +112,12 @@ def task_even_odd(d: int) -> PositionTask:
 
 def make_task(name: str, d: int) -> PositionTask:
     """Build a task by name: one of ``TASKS`` = ('cls', '1stctrl', '3rdctrl', 'evenodd')."""
-    makers = {"cls": task_cls, "1stctrl": task_1st_ctrl, "3rdctrl": task_3rd_ctrl, "evenodd": task_even_odd}
+    makers = {
+        "cls": task_cls,
+        "1stctrl": task_1st_ctrl,
+        "3rdctrl": task_3rd_ctrl,
+        "evenodd": task_even_odd,
+    }
     if name not in makers:
         raise ValueError(f"name must be one of {TASKS}, got {name!r}")
     return makers[name](d)
@@ -128,7 +137,7 @@ def separator(task: PositionTask) -> Tensor:
     raise ValueError(f"task.name must be one of {TASKS}, got {task.name!r}")
 
 
-def sample_indices(N: int, n: int, generator: torch.Generator) -> Tensor:  # noqa: N803
+def sample_indices(N: int, n: int, generator: torch.Generator) -> Tensor:
     """n indices drawn uniformly from {0..N-1} with replacement (a training set D_tr ~ D, Section 2.1)."""
     if N < 1:
         raise ValueError(f"N must be >= 1, got {N}")
@@ -138,7 +147,7 @@ def sample_indices(N: int, n: int, generator: torch.Generator) -> Tensor:  # noq
 
 
 def sample_training_sets(
-    N: int, sizes: Sequence[int], generators: Sequence[torch.Generator]  # noqa: N803
+    N: int, sizes: Sequence[int], generators: Sequence[torch.Generator]
 ) -> tuple[Tensor, Tensor]:
     """One training set per run, run r of size sizes[r], from generators[r].
 
@@ -146,7 +155,9 @@ def sample_training_sets(
     example, 0 for padding), so that a per-run mean is ``(mask * loss).sum(-1) / mask.sum(-1)``.
     """
     if len(sizes) != len(generators):
-        raise ValueError(f"sizes and generators must have the same length, got {len(sizes)} and {len(generators)}")
+        raise ValueError(
+            f"sizes and generators must have the same length, got {len(sizes)} and {len(generators)}"
+        )
     if len(sizes) == 0:
         raise ValueError("sizes must be non-empty")
     n_max = max(int(s) for s in sizes)

@@ -22,7 +22,7 @@ paper (Fig. 6) says only "w0 uniformly sampled from [-b, b]^{d+k}".
 from __future__ import annotations
 
 import math
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 from torch import Tensor
@@ -38,7 +38,9 @@ MODELS = ("1layer", "conv", "fc2")
 def conv_effective_weight(w1: Tensor, w2: Tensor) -> Tensor:
     """w_eff [R, d] of Model-Conv-k: w_eff[p] = sum_j w1[j] w2[p-j]  (w1 [R, k], w2 [R, d], k <= d)."""
     if w1.ndim != 2 or w2.ndim != 2 or w1.shape[0] != w2.shape[0]:
-        raise ValueError(f"w1 must be [R, k] and w2 [R, d] with the same R, got {tuple(w1.shape)}, {tuple(w2.shape)}")
+        raise ValueError(
+            f"w1 must be [R, k] and w2 [R, d] with the same R, got {tuple(w1.shape)}, {tuple(w2.shape)}"
+        )
     k, d = w1.shape[1], w2.shape[1]
     if k > d:
         raise ValueError(f"filter size k={k} must be <= d={d}")
@@ -47,7 +49,7 @@ def conv_effective_weight(w1: Tensor, w2: Tensor) -> Tensor:
     return (win * w1.flip(-1)[:, None, :]).sum(-1)  # j = k-1-i
 
 
-def fc2_effective_weight(W1: Tensor, w2: Tensor) -> Tensor:  # noqa: N803
+def fc2_effective_weight(W1: Tensor, w2: Tensor) -> Tensor:
     """w_eff [R, d] = W1^T w2 of the fully connected two-layer linear model (W1 [R, h, d], w2 [R, h])."""
     return torch.einsum("rhd,rh->rd", W1, w2)
 
@@ -63,7 +65,7 @@ def effective_weight(model: str, params: dict[str, Tensor]) -> Tensor:
     raise ValueError(f"model must be one of {MODELS}, got {model!r}")
 
 
-def conv_forward_dense(w1: Tensor, w2: Tensor, X: Tensor) -> Tensor:  # noqa: N803
+def conv_forward_dense(w1: Tensor, w2: Tensor, X: Tensor) -> Tensor:
     """f(x) = sum_i w2_i sum_j w1_j x_{i+j-1} computed literally (windows of x), X [R, m, d] -> [R, m]."""
     k = w1.shape[1]
     Xp = torch.nn.functional.pad(X, (0, k - 1))  # zero padding on the right
@@ -129,8 +131,12 @@ def test_error(w_eff: Tensor, task: PositionTask, tie_tol: float = 0.0) -> Tenso
 # ----------------------------------------------------------------------------------------------------------------
 # initialisation
 # ----------------------------------------------------------------------------------------------------------------
-def _uniform(shape: Sequence[int], bound: float, gens: Sequence[torch.Generator], dtype: torch.dtype) -> Tensor:
-    return torch.stack([(2 * torch.rand(*shape, generator=g, dtype=torch.float64) - 1) * bound for g in gens]).to(dtype)
+def _uniform(
+    shape: Sequence[int], bound: float, gens: Sequence[torch.Generator], dtype: torch.dtype
+) -> Tensor:
+    return torch.stack(
+        [(2 * torch.rand(*shape, generator=g, dtype=torch.float64) - 1) * bound for g in gens]
+    ).to(dtype)
 
 
 def init_params(
@@ -151,15 +157,23 @@ def init_params(
         # one generator per run: draw the filter first, then the output layer
         w1, w2 = [], []
         for g in gens:
-            w1.append((2 * torch.rand(k, generator=g, dtype=torch.float64) - 1) * scale / math.sqrt(k))
-            w2.append((2 * torch.rand(d, generator=g, dtype=torch.float64) - 1) * scale / math.sqrt(d))
+            w1.append(
+                (2 * torch.rand(k, generator=g, dtype=torch.float64) - 1) * scale / math.sqrt(k)
+            )
+            w2.append(
+                (2 * torch.rand(d, generator=g, dtype=torch.float64) - 1) * scale / math.sqrt(d)
+            )
         return {"w1": torch.stack(w1).to(dtype), "w2": torch.stack(w2).to(dtype)}
     if model == "fc2":
         h = width or d
         W1, w2 = [], []
         for g in gens:
-            W1.append((2 * torch.rand(h, d, generator=g, dtype=torch.float64) - 1) * scale / math.sqrt(d))
-            w2.append((2 * torch.rand(h, generator=g, dtype=torch.float64) - 1) * scale / math.sqrt(h))
+            W1.append(
+                (2 * torch.rand(h, d, generator=g, dtype=torch.float64) - 1) * scale / math.sqrt(d)
+            )
+            w2.append(
+                (2 * torch.rand(h, generator=g, dtype=torch.float64) - 1) * scale / math.sqrt(h)
+            )
         return {"W1": torch.stack(W1).to(dtype), "w2": torch.stack(w2).to(dtype)}
     raise ValueError(f"model must be one of {MODELS}, got {model!r}")
 
@@ -179,7 +193,7 @@ def make_loss(
     y_tr = task.y[idx]  # [R, n]
     count = mask.sum(-1)
 
-    def loss_fn(params: dict[str, Tensor], batch) -> Tensor:  # noqa: ANN001
+    def loss_fn(params: dict[str, Tensor], batch) -> Tensor:
         runs = getattr(batch, "runs", None)
         ii, mm, yy, cc = idx, mask, y_tr, count
         if runs is not None and len(runs) != idx.shape[0]:
@@ -213,7 +227,7 @@ def train_hinge(
     if record_every is not None:
         y_tr = task.y[idx]
 
-        def record(p: dict[str, Tensor], runs) -> dict[str, Tensor]:  # noqa: ANN001
+        def record(p: dict[str, Tensor], runs) -> dict[str, Tensor]:
             w = effective_weight(model, p)
             ii = idx[runs] if runs is not None else idx
             mm = mask[runs] if runs is not None else mask
@@ -243,7 +257,9 @@ def one_layer_onehot_closed_form(
     Returns (w_final [R, d], epochs [R] = max(1, max_l T_l), the step at which the training loss hits 0).
     """
     if task.name == "3rdctrl":
-        raise ValueError("task must be one-hot (cls, 1stctrl, evenodd); Task-3rdCtrl inputs have two entries")
+        raise ValueError(
+            "task must be one-hot (cls, 1stctrl, evenodd); Task-3rdCtrl inputs have two entries"
+        )
     if lr <= 0:
         raise ValueError(f"lr must be > 0, got {lr}")
     from cnnbias.data.positions import mean_yx
@@ -253,7 +269,11 @@ def one_layer_onehot_closed_form(
     s = torch.sign(g)
     z0 = s * w0
     active = (a > 0) & (z0 < 1)
-    T = torch.where(active, torch.ceil((1 - z0) / torch.where(active, a, torch.ones_like(a))), torch.zeros_like(a))
+    T = torch.where(
+        active,
+        torch.ceil((1 - z0) / torch.where(active, a, torch.ones_like(a))),
+        torch.zeros_like(a),
+    )
     w = w0 + s * T * a
     epochs = torch.clamp(T.amax(-1), min=1).long()
     return w, epochs

@@ -61,7 +61,10 @@ def m_train(task: PositionTask, idx: Tensor, k: int, mask: Tensor | None = None)
 # ----------------------------------------------------------------------------------------------------------------
 def xhinge_step(M: Tensor, w1: Tensor, w2: Tensor, alpha: float) -> tuple[Tensor, Tensor]:
     """One full-batch GD step on the X-hinge loss: (w1 + alpha M^T w2, w2 + alpha M w1)  (batched: M [R, d, k])."""
-    return (w1 + alpha * torch.einsum("rdk,rd->rk", M, w2), w2 + alpha * torch.einsum("rdk,rk->rd", M, w1))
+    return (
+        w1 + alpha * torch.einsum("rdk,rd->rk", M, w2),
+        w2 + alpha * torch.einsum("rdk,rk->rd", M, w1),
+    )
 
 
 def xhinge_gd(
@@ -161,14 +164,16 @@ def thm2_margins(M: Tensor, task: PositionTask, rtol: float = 1e-9) -> tuple[Ten
     For m = 1 this is v^T M_{x,y}^T u = y f_{(v,u)}(x) with u = M v / sigma_1 (exact zeros where rows of M vanish).
     For m > 1 it is lambda_min of sym(V_{:m}^T M_{x,y}^T U_{:m}) (proof of Theorem 2).
     """
-    U, S, V = svd(M)
+    _U, S, V = svd(M)
     m = top_multiplicity(S, rtol)
     R, d, k = M.shape
     out = torch.empty(R, task.N, dtype=M.dtype, device=M.device)
     for mm in torch.unique(m).tolist():
         rr = (m == mm).nonzero().flatten()
         Vm = V[rr, :, :mm]  # [R', k, mm]
-        Um = torch.einsum("rdk,rkj->rdj", M[rr], Vm) / S[rr, :1, None]  # U_{:m} = M V_{:m} / sigma_1
+        Um = (
+            torch.einsum("rdk,rkj->rdj", M[rr], Vm) / S[rr, :1, None]
+        )  # U_{:m} = M V_{:m} / sigma_1
         if mm == 1:
             w = conv_effective_weight(Vm[..., 0], Um[..., 0])
             out[rr] = task.y * scores(w, task)
@@ -184,7 +189,9 @@ def thm2_margins(M: Tensor, task: PositionTask, rtol: float = 1e-9) -> tuple[Ten
     return out, m
 
 
-def thm2_error(M: Tensor, task: PositionTask, rtol: float = 1e-9, tie_tol: float = TIE_TOL) -> tuple[Tensor, Tensor]:
+def thm2_error(
+    M: Tensor, task: PositionTask, rtol: float = 1e-9, tie_tol: float = TIE_TOL
+) -> tuple[Tensor, Tensor]:
     """Per training set: E_{(x,y)} Ē(min_{(u,v)} v^T M_{x,y}^T u) [R] (Theorem 2's bound; = E_inf when m = 1), and m."""
     marg, m = thm2_margins(M, task, rtol)
     return ebar(marg, tie_tol).mean(-1), m

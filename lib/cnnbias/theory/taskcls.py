@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 from torch import Tensor
@@ -55,7 +55,9 @@ def occupancy(pos: Tensor, d: int) -> Tensor:
 def m_train_positions(pos: Tensor, d: int, k: int, dtype: torch.dtype = torch.float64) -> Tensor:
     """M_tr [R, d, k] = A_c with c = counts / n for Task-Cls positions pos [R, n]."""
     c = torch.zeros(pos.shape[0], d, dtype=dtype, device=pos.device)
-    c.scatter_add_(1, pos, torch.full(pos.shape, 1.0 / pos.shape[1], dtype=dtype, device=pos.device))
+    c.scatter_add_(
+        1, pos, torch.full(pos.shape, 1.0 / pos.shape[1], dtype=dtype, device=pos.device)
+    )
     return shift_matrix(c, k)
 
 
@@ -102,7 +104,7 @@ def one_layer_error(d: int, n: int | Sequence[int] | Tensor) -> Tensor:
 def brute_force_second_term(d: int, k: int, n: int) -> float:
     """1/2 E_l Pr(all l' in S_tr far from l) by enumerating all d^n training multisets (small d, n only)."""
     if d**n > 2_000_000:
-        raise ValueError(f"d^n = {d ** n} too large for enumeration")
+        raise ValueError(f"d^n = {d**n} too large for enumeration")
     total = 0
     for tup in itertools.product(range(1, d + 1), repeat=n):
         for l in range(1, d + 1):
@@ -123,7 +125,9 @@ def lemma5_event(occ: Tensor, k: int) -> Tensor:
     return (occ[:, lo - 2 : d - 1] & occ[:, lo - 1 : d]).any(-1)
 
 
-def err1_mc(d: int, k: int, ns: Sequence[int], draws: int, generator: torch.Generator) -> tuple[Tensor, Tensor]:
+def err1_mc(
+    d: int, k: int, ns: Sequence[int], draws: int, generator: torch.Generator
+) -> tuple[Tensor, Tensor]:
     """Monte Carlo Err1(n) = Pr(Omega~^c_tr) and, on the same draws, Pr(M_tr^T M_tr not primitive): [len(ns)] each."""
     e1, npr = [], []
     for n in ns:
