@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from cnnbias import engine
+from cnnbias import config, engine
 from cnnbias.models import maxpool
 
 __all__ = [
@@ -163,15 +163,20 @@ def lw_cnn(idx: torch.Tensor, y: torch.Tensor, *, k: int, d: int, T1: int, T2: i
     mask1 = (pos < m1.unsqueeze(1)).to(torch.float64)
     mask2 = ((pos >= m1.unsqueeze(1)) & (pos < sz.unsqueeze(1))).to(torch.float64)
     W0, a0 = sphere_init(k, d, r, gens)
+    # float64 always (the proof's quantities are ~1e-5 with slacks ~1e-11); on the configured device
+    dev = config.device()
+    W0d, a0d = W0.to(dev), a0.to(dev)
+    idx, y = idx.to(dev), y.to(device=dev, dtype=torch.float64)
+    mask1d, mask2d = mask1.to(dev), mask2.to(dev)
 
     def masked_mean(v, msk):
         return (v * msk).sum(-1) / msk.sum(-1)
 
     def loss1(p, batch):
         out = maxpool.forward(p["W"], p["a"], idx=batch.take(idx))
-        return masked_mean(engine.logistic(batch.take(y) * out), batch.take(mask1))
+        return masked_mean(engine.logistic(batch.take(y) * out), batch.take(mask1d))
 
-    res1 = engine.train(loss1, {"W": W0, "a": a0}, trainable=("W",), optimizer="gd", lr=eta1,
+    res1 = engine.train(loss1, {"W": W0d, "a": a0d}, trainable=("W",), optimizer="gd", lr=eta1,
                         stop=engine.StopRule(max_epochs=int(T1)),
                         record=(lambda p, runs: {"W": p["W"]}) if record_W else None, record_every=record_W_every)
     W1 = res1.params["W"]
@@ -179,13 +184,14 @@ def lw_cnn(idx: torch.Tensor, y: torch.Tensor, *, k: int, d: int, T1: int, T2: i
 
     def loss2(p, batch):
         out = torch.einsum("rmk,rk->rm", batch.take(Z), p["a"])
-        return masked_mean(engine.logistic(batch.take(y) * out), batch.take(mask2))
+        return masked_mean(engine.logistic(batch.take(y) * out), batch.take(mask2d))
 
-    res2 = engine.train(loss2, {"a": a0.clone()}, optimizer="gd", lr=eta2,
+    res2 = engine.train(loss2, {"a": a0d.clone()}, optimizer="gd", lr=eta2,
                         stop=engine.StopRule(max_epochs=int(T2), check_every=max(1, int(T2) // 10)),
                         record=lambda p, runs: {"loss": loss2(p, engine.Batch(runs, None, R))},
                         record_every=record_loss_every)
-    return LWResult(W0=W0, a0=a0, W=W1, a=res2.params["a"],
+    W1 = W1.cpu()
+    return LWResult(W0=W0, a0=a0, W=W1, a=res2.params["a"].cpu(),
                     W_history=res1.history["W"] if record_W else W1.unsqueeze(0),
                     W_epochs=list(res1.history_epochs) if record_W else [int(T1)],
                     mask1=mask1, mask2=mask2, loss2_history=res2.history["loss"],

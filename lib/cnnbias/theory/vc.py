@@ -274,8 +274,9 @@ def train_nw_sgd(idx: torch.Tensor, y: torch.Tensor, *, k: int, d: int, sigma_g:
     """SGD on the first layer of ``N_W`` with the hinge loss (PSI paper Sec. 3 / App. E.3), R runs at
     once via :func:`cnnbias.engine.train`: ``W_0`` i.i.d. ``N(0, sigma_g^2)`` (``[R, 2k, d]``, run r from
     ``gens[r]``), constant step ``lr``, minibatches of ``batch_size``, stop once the training loss is
-    below ``loss_below`` or after ``max_epochs`` epochs.  Returns the engine's ``TrainResult``."""
-    from cnnbias import engine
+    below ``loss_below`` or after ``max_epochs`` epochs, on ``config.device()`` in ``config.dtype()``.
+    Returns the engine's ``TrainResult`` with ``params`` moved back to the CPU in float64."""
+    from cnnbias import config, engine
     from cnnbias.models import maxpool
 
     R, m, _ = idx.shape
@@ -292,7 +293,12 @@ def train_nw_sgd(idx: torch.Tensor, y: torch.Tensor, *, k: int, d: int, sigma_g:
 
     bs = int(batch_size)
     sgd = bs < m
-    return engine.train(loss_fn, {"W": torch.stack(Ws)}, optimizer="sgd" if sgd else "gd", lr=lr,
-                        stop=engine.StopRule(max_epochs=int(max_epochs), loss_below=loss_below),
-                        n_train=m if sgd else None, batch_size=bs if sgd else None,
-                        shuffle_seeds=seeds if sgd else None)
+    dev = config.device()
+    dt = config.dtype(dev)
+    idx, y = idx.to(dev), y.to(device=dev, dtype=dt)
+    res = engine.train(loss_fn, {"W": torch.stack(Ws).to(device=dev, dtype=dt)}, optimizer="sgd" if sgd else "gd",
+                       lr=lr, stop=engine.StopRule(max_epochs=int(max_epochs), loss_below=loss_below),
+                       n_train=m if sgd else None, batch_size=bs if sgd else None,
+                       shuffle_seeds=seeds if sgd else None)
+    res.params = {k: v.cpu().double() for k, v in res.params.items()}
+    return res
