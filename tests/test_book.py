@@ -154,3 +154,23 @@ def test_execute_notebook_in_place_records_time(tiny_book: Path) -> None:
     assert rows[0]["notebook"] == "book/a/second.ipynb"
     timings = book.read_timings(tiny_book / "book" / "appendix" / "timings.csv")
     assert [r["notebook"] for r in timings] == ["book/a/second.ipynb"]
+
+
+def test_fence_problems_and_fix(tmp_path: Path) -> None:
+    src = ("# T\n\n```{prf:theorem} Theorem 2 of {cite}`key`\n:label: thm-2\n\nBody with `code`.\n```\n\n"
+           "```{prf:lemma} Plain title\n:label: lem-1\n\nx\n```\n\n```python\nprint('`x`')\n```\n")
+    nb = _nb([_md(src), _code([_stream("```{prf:theorem} in an output `x`\n")])])
+    p = tmp_path / "ch.ipynb"
+    p.write_text(json.dumps(nb, indent=1))
+    problems = book.fence_problems(p)
+    assert len(problems) == 1 and "cell 0, line 3" in problems[0]
+    assert book.fix_fences(p) == 1
+    fixed = json.loads(p.read_text())
+    text = "".join(fixed["cells"][0]["source"])
+    assert ":::{prf:theorem} Theorem 2 of {cite}`key`\n:label: thm-2\n\nBody with `code`.\n:::\n" in text
+    assert "```{prf:lemma} Plain title" in text and "```python\nprint('`x`')\n```" in text
+    assert fixed["cells"][1] == nb["cells"][1]  # outputs untouched
+    assert book.fence_problems(p) == [] and book.fix_fences(p) == 0
+    md = tmp_path / "page.md"
+    md.write_text(src)
+    assert book.fix_fences(md) == 1 and book.fence_problems(md) == []

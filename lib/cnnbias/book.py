@@ -16,6 +16,7 @@ Command line (used by the Makefile)::
     python -m cnnbias.book list                 # notebooks in execution order
     python -m cnnbias.book execute [NB ...]     # execute in place, update the timings file
     python -m cnnbias.book claims               # print the claims summary as text
+    python -m cnnbias.book fix-fences NB ...    # ```{prf:..} titles with roles -> :::{prf:..}
 
 Only the standard library is needed to read claims and timings; executing notebooks needs the
 ``book`` extra (``nbformat``, ``nbclient``, ``ipykernel``).
@@ -45,6 +46,8 @@ __all__ = [
     "claims_markdown",
     "execute_notebooks",
     "execution_order",
+    "fence_problems",
+    "fix_fences",
     "main",
     "notebook_title",
     "read_claims",
@@ -258,6 +261,83 @@ def claims_markdown(claims: dict[Path, list[ClaimRecord]], root: str | os.PathLi
     return "\n".join(lines) + "\n"
 
 
+# -- source checks ---------------------------------------------------------------------------------
+# CommonMark forbids backticks in the info string of a backtick fence, so a directive opened with
+# ```{prf:theorem} Theorem 2 of {cite}`key` is NOT a directive: MyST renders it as a paragraph with
+# inline code, silently (no warning), and its :label: is never defined.  Colon fences (:::{prf:...})
+# accept roles in the title (myst colon_fence extension, enabled in _config.yml).
+_BACKTICK_DIRECTIVE = re.compile(r"^(?P<indent>[ \t]{0,3})(?P<fence>`{3,})(?P<info>\{[^}]+\}.*`.*)$")
+
+
+def _markdown_sources(path: Path) -> list[tuple[int | None, str]]:
+    if path.suffix == ".ipynb":
+        cells = _load(path).get("cells", [])
+        return [(i, "".join(c.get("source", ""))) for i, c in enumerate(cells) if c.get("cell_type") == "markdown"]
+    return [(None, path.read_text(encoding="utf-8"))]
+
+
+def fence_problems(path: str | os.PathLike) -> list[str]:
+    """Directives opened with a backtick fence whose title contains a backtick (e.g. a ``{cite}`` role):
+    they do not render as directives.  Returns one message per occurrence (cell index and line)."""
+    path = Path(path)
+    out = []
+    for cell, text in _markdown_sources(path):
+        for n, line in enumerate(text.splitlines(), 1):
+            if _BACKTICK_DIRECTIVE.match(line):
+                where = f"cell {cell}, line {n}" if cell is not None else f"line {n}"
+                out.append(f"{path} ({where}): {line.strip()}")
+    return out
+
+
+def _fix_text(text: str) -> tuple[str, int]:
+    lines = text.split("\n")
+    fixed = 0
+    i = 0
+    while i < len(lines):
+        m = _BACKTICK_DIRECTIVE.match(lines[i])
+        if not m:
+            i += 1
+            continue
+        indent, fence = m["indent"], m["fence"]
+        close = re.compile(rf"^[ \t]{{0,3}}`{{{len(fence)},}}[ \t]*$")
+        for j in range(i + 1, len(lines)):
+            if close.match(lines[j]):
+                colons = ":" * max(3, len(fence))
+                lines[i] = f"{indent}{colons}{m['info']}"
+                lines[j] = f"{indent}{colons}"
+                fixed += 1
+                i = j
+                break
+        i += 1
+    return "\n".join(lines), fixed
+
+
+def fix_fences(path: str | os.PathLike) -> int:
+    """Rewrite the directives found by :func:`fence_problems` with colon fences, in place (markdown
+    cells only; outputs untouched).  Returns the number of directives rewritten."""
+    path = Path(path)
+    if path.suffix != ".ipynb":
+        text, n = _fix_text(path.read_text(encoding="utf-8"))
+        if n:
+            path.write_text(text, encoding="utf-8")
+        return n
+    raw = path.read_text(encoding="utf-8")
+    nb = json.loads(raw)
+    total = 0
+    for cell in nb.get("cells", []):
+        if cell.get("cell_type") != "markdown":
+            continue
+        src = cell.get("source", "")
+        text, n = _fix_text("".join(src))
+        if n:
+            total += n
+            cell["source"] = text.splitlines(keepends=True) if isinstance(src, list) else text
+    if total:
+        indent = 1 if raw.startswith("{\n \"") else 2
+        path.write_text(json.dumps(nb, indent=indent, ensure_ascii=False) + "\n", encoding="utf-8")
+    return total
+
+
 # -- timings ----------------------------------------------------------------------------------------
 def read_timings(path: str | os.PathLike) -> list[dict[str, str]]:
     """Rows of the timings file without the ``total`` row ([] if the file does not exist)."""
@@ -350,6 +430,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     ex.add_argument("--timeout", type=int, default=1800, help="seconds per cell (default 1800)")
     ex.add_argument("--timings", default=str(TIMINGS_PATH), help="timings CSV, relative to the root")
     sub.add_parser("claims", help="print the claims found in the chapters' stored outputs")
+    ff = sub.add_parser("fix-fences", help="rewrite ```{directive} titles with roles as :::{directive} (in place)")
+    ff.add_argument("files", nargs="+", help="notebooks or markdown files")
     args = parser.parse_args(argv)
     root = repo_root()
     if args.cmd == "list":
@@ -372,6 +454,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"{c['claims']} claims in {c['chapters']} chapters: {c['passed']} passed, {c['failed']} failed;"
               f" {c['chapters_without_claims']} chapters without claims")
         return 1 if c["failed"] or c["chapters_without_claims"] else 0
+    elif args.cmd == "fix-fences":
+        for f in args.files:
+            n = fix_fences(f)
+            print(f"{f}: {n} directive(s) rewritten with colon fences")
     return 0
 
 
