@@ -144,9 +144,10 @@ def network_outputs(W: Tensor, idx: Tensor | None = None, X: Tensor | None = Non
     return torch.cat(outs, dim=1)
 
 
-def sample_runs(dist: str, m: int, n: int, d: int, gens: Sequence[torch.Generator], p: float | None = None
-                ) -> tuple[Tensor, Tensor]:
-    """Index datasets [R, m, n], y [R, m] from D_u ("u"), D_vc ("vc", needs d = 2n) or D_p ("p", needs p)."""
+def sample_runs(dist: str, m: int, n: int, d: int, gens: Sequence[torch.Generator],
+                p: float | Sequence[float] | None = None) -> tuple[Tensor, Tensor]:
+    """Index datasets [R, m, n], y [R, m] from D_u ("u"), D_vc ("vc", needs d = 2n) or D_p ("p", needs p: one
+    value for all runs or one per run, so that runs with different p train as one program)."""
     from cnnbias.data import patterns as pat
 
     if dist == "u":
@@ -158,18 +159,24 @@ def sample_runs(dist: str, m: int, n: int, d: int, gens: Sequence[torch.Generato
     if dist == "p":
         if p is None:
             raise ValueError("D_p needs p")
-        return pat.stack_runs(pat.sample_Dp, gens, m=m, n=n, d=d, p=p)
+        ps = list(p) if isinstance(p, (list, tuple)) else [p] * len(gens)
+        if len(ps) != len(gens):
+            raise ValueError(f"p must be one value or one per run ({len(gens)}); got {len(ps)}")
+        draws = [pat.sample_Dp(m, n, d, float(pv), generator=g) for pv, g in zip(ps, gens)]
+        return torch.stack([a for a, _ in draws]), torch.stack([b for _, b in draws])
     raise ValueError(f"dist must be one of 'u', 'vc', 'p'; got {dist!r}")
 
 
 def run_cell(experiment: str, dist: str, n: int, d: int, k: int, m: int, R: int, *, lr: float,
-             batch_size: int, max_epochs: int, sigma_g: float, m_test: int = 1000, p: float | None = None,
-             b: float = 2.0, device: torch.device | str | None = None, dtype: torch.dtype = torch.float64
-             ) -> dict[str, Tensor]:
+             batch_size: int, max_epochs: int, sigma_g: float, m_test: int = 1000,
+             p: float | Sequence[float] | None = None,
+             b: float = 2.0, device: torch.device | str | None = None, dtype: torch.dtype = torch.float64,
+             check_every: int = 1) -> dict[str, Tensor]:
     """Train R runs of one grid cell (Sec. 7 / App. E.3) and measure what the chapter needs.
 
     Run r draws its training set, test set (m_test points), initialization and SGD order from its own seed
-    (``config.generators(experiment, cell, R)``).  Returns per-run tensors: ``c_star`` (Eq. 10 with this b),
+    (``config.generators(experiment, cell, R)``).  The stop rule is checked every ``check_every`` epochs for
+    minibatch SGD (every epoch for full-batch GD).  Returns per-run tensors: ``c_star`` (Eq. 10 with this b),
     ``test_err``, ``train_loss``, ``epochs``, ``converged``, ``s`` [R, d], ``ratio_pos`` / ``ratio_neg``
     [R, d] (detection ratios), ``eq3_pos`` / ``eq3_neg`` (Eq. 3 lower bounds), ``margin_pos`` / ``margin_neg``
     (smallest y N_W(x) over positive / negative test points), ``eq9`` (bool) and ``eq9_worst``.
@@ -178,7 +185,8 @@ def run_cell(experiment: str, dist: str, n: int, d: int, k: int, m: int, R: int,
     from cnnbias.theory import psi
 
     cell = {"dist": dist, "n": n, "d": d, "k": k, "m": m, "lr": lr, "batch_size": batch_size,
-            "max_epochs": max_epochs, "sigma_g": sigma_g, "m_test": m_test, "p": p}
+            "max_epochs": max_epochs, "sigma_g": sigma_g, "m_test": m_test,
+            "p": list(p) if isinstance(p, (list, tuple)) else p}
     gens = config.generators(experiment, cell, R)
     seeds = [config.run_seed(experiment + ".shuffle", cell, r) for r in range(R)]
     idx, y = sample_runs(dist, m + m_test, n, d, gens, p)
@@ -186,7 +194,7 @@ def run_cell(experiment: str, dist: str, n: int, d: int, k: int, m: int, R: int,
     itr, ytr = idx[:, :m].to(W0.device), y[:, :m].to(W0.device)
     ite, yte = idx[:, m:].to(W0.device), y[:, m:].to(W0.device)
     res = train_psi(W0, ytr, idx=itr, lr=lr, batch_size=min(batch_size, m), max_epochs=max_epochs,
-                    shuffle_seeds=seeds)
+                    shuffle_seeds=seeds, check_every=check_every if batch_size < m else 1)
     W = res.params["W"]
     s = psi.pattern_statistics(itr, ytr, d).to(W)
     det = psi.detection(W)
@@ -212,4 +220,61 @@ def run_cell(experiment: str, dist: str, n: int, d: int, k: int, m: int, R: int,
         "out_neg_max": torch.where(yte < 0, out, -inf).max(1).values.cpu(),
         "eq9": eq9.cpu(),
         "eq9_worst": worst.cpu(),
+    }
+
+
+def run_digits(experiment: str, pools, m: int, R: int, *, k: int = 20, lr: float = 1e-4, max_epochs: int = 200,
+               sigma_g: float | None = None, m_test: int = 1000, n: int = 9, n_ref: int = 300,
+               device: torch.device | str | None = None, dtype: torch.dtype = torch.float64) -> dict[str, Tensor]:
+    """Colored-digits experiment of Sec. 8 / App. G for one training-set size m (R runs, batched).
+
+    SGD with batch min{10, m}, constant ``lr``, hinge loss, ``max_epochs`` epochs; a run whose training loss
+    reaches exactly 0 stops early, which gives the same weights as running on (a zero hinge loss has zero
+    gradient).  ``sigma_g`` defaults to 1/sqrt(3d), the standard deviation of PyTorch's default convolution
+    initialization (App. G does not state the initialization; the paper's code was PyTorch).
+
+    Detector strengths (the quantity Fig. 2c shows as brightness): each filter's largest response over a
+    reference set of ``n_ref`` test-pool digits drawn in each of the three colors, and the color of the patch
+    that attains it.  Returns per run: ``train_acc``, ``test_acc``, ``epochs``, ``green_ratio`` (mean strength of
+    green detectors / mean strength of blue and red detectors), ``W`` [R, 2k, d].
+    """
+    from cnnbias import config, stats
+    from cnnbias.data import colored_digits as cd
+
+    cellcfg = {"m": m, "k": k, "lr": lr, "max_epochs": max_epochs, "sigma_g": sigma_g, "m_test": m_test,
+               "source": pools.source}
+    gens = config.generators(experiment, cellcfg, R)
+    seeds = [config.run_seed(experiment + ".shuffle", cellcfg, r) for r in range(R)]
+    d = pools.d
+    ids, col, y = cd.stack_colored(m, pools.train.shape[0], gens, n)
+    tids, tcol, ty = cd.stack_colored(m_test, pools.test.shape[0], gens, n)
+    sg = sigma_g if sigma_g is not None else (3 * d) ** -0.5
+    W0 = init_W(k, d, sg, gens, dtype=dtype, device=device)
+    X = cd.embed_colored(ids, col, pools.train, dtype).to(W0.device)
+    res = train_psi(W0, y.to(W0), X=X, lr=lr, batch_size=min(10, m), max_epochs=max_epochs,
+                    shuffle_seeds=seeds, loss_below=0.0, check_every=10)
+    W = res.params["W"]
+    train_acc = stats.accuracy(network_outputs(W, X=X), y.to(W))
+    Xt = cd.embed_colored(tids, tcol, pools.test, dtype).to(W0.device)
+    test_acc = stats.accuracy(network_outputs(W, X=Xt, chunk=500), ty.to(W))
+    # reference patches: the first n_ref test-pool digits in red, green and blue
+    ref_ids = torch.arange(min(n_ref, pools.test.shape[0])).repeat(3)
+    ref_col = torch.arange(3).repeat_interleave(min(n_ref, pools.test.shape[0]))
+    ref = cd.embed_colored(ref_ids, ref_col, pools.test, dtype).to(W0.device)  # [3 n_ref, d]
+    resp = W @ ref.T  # [R, 2k, 3 n_ref]
+    strength, arg = resp.max(-1)
+    color = ref_col.to(W0.device)[arg]
+    det = strength > 0
+    green = det & (color == cd.GREEN)
+    disc = det & (color != cd.GREEN)
+    g_mean = (strength * green).sum(1) / green.sum(1).clamp(min=1)
+    d_mean = (strength * disc).sum(1) / disc.sum(1).clamp(min=1)
+    return {
+        "train_acc": train_acc.cpu(),
+        "test_acc": test_acc.cpu(),
+        "epochs": res.epochs.cpu(),
+        "green_ratio": (g_mean / d_mean).cpu(),
+        "n_green": green.sum(1).cpu(),
+        "W": W.cpu(),
+        "examples": (ids[0, :4].clone(), col[0, :4].clone(), y[0, :4].clone()),
     }
