@@ -49,3 +49,21 @@ def test_svm_separates_clean_data():
     X = P.embed(idx, O).reshape(60, -1).numpy()
     s_tr, _ = svm_fit_predict(X, y.numpy(), X[:3])
     assert ((s_tr * y.numpy()) > 0).all()
+
+
+def test_pattern_and_digit_runs_and_by_size():
+    from cnnbias.baselines import by_size, digit_runs, pattern_runs
+
+    gens = config.generators("test_runs", {}, 4)
+    train, test, pats = pattern_runs([5, 9], 2, n=3, d=6, m_test=7, gens=gens)
+    assert [t[1].shape[0] for t in train] == [5, 9, 5, 9] and test[0][0].shape == (7, 3)
+    assert pats.shape == (4, 6, 6)
+    assert torch.allclose(pats[0] @ pats[0].T, torch.eye(6, dtype=pats.dtype), atol=1e-12)
+    train_n, _, none = pattern_runs([5, 9], 2, n=3, d=6, noise=0.5, m_test=7, gens=config.generators("test_runs", {}, 4))
+    assert none is None and train_n[1][0].shape == (9, 3, 6)
+    # same draw of patterns and labels as the clean runs (the noise is drawn afterwards)
+    assert torch.equal(train_n[1][1], train[1][1])
+    dtr, dte, _ = digit_runs([4, 6], 1, n=4, m_test=5, gens=config.generators("test_digits", {}, 2))
+    assert dtr[1][0].shape[:2] == (6, 4) and dte[0][0].shape[:2] == (5, 4)
+    mu, sd = by_size(torch.tensor([1.0, 2.0, 3.0, 4.0]), 2, 2)
+    assert mu.tolist() == [2.0, 3.0] and abs(sd[0] - 2**0.5) < 1e-12
