@@ -236,7 +236,7 @@ def run_digits(experiment: str, pools, m: int, R: int, *, k: int = 20, lr: float
     Detector strengths (the quantity Fig. 2c shows as brightness): each filter's largest response over a
     reference set of ``n_ref`` test-pool digits drawn in each of the three colors, and the color of the patch
     that attains it.  Returns per run: ``train_acc``, ``test_acc``, ``epochs``, ``green_ratio`` (mean strength of
-    green detectors / mean strength of blue and red detectors), ``W`` [R, 2k, d].
+    green detectors / mean strength of blue and red detectors), ``W`` and ``W0`` [R, 2k, d].
     """
     from cnnbias import config, stats
     from cnnbias.data import colored_digits as cd
@@ -276,5 +276,6 @@ def run_digits(experiment: str, pools, m: int, R: int, *, k: int = 20, lr: float
         "green_ratio": (g_mean / d_mean).cpu(),
         "n_green": green.sum(1).cpu(),
         "W": W.cpu(),
+        "W0": W0.cpu(),
         "examples": (ids[0, :4].clone(), col[0, :4].clone(), y[0, :4].clone()),
     }
