@@ -68,25 +68,38 @@ def xhinge_step(M: Tensor, w1: Tensor, w2: Tensor, alpha: float) -> tuple[Tensor
 
 
 def xhinge_gd(
-    M: Tensor, w1: Tensor, w2: Tensor, alpha: float, steps: int, normalize: bool = False
+    M: Tensor,
+    w1: Tensor,
+    w2: Tensor,
+    alpha: float,
+    steps: int,
+    normalize: bool = False,
+    renorm_every: int = 20,
 ) -> tuple[Tensor, Tensor, Tensor]:
     """Run ``steps`` X-hinge GD steps.  Returns (w1, w2, log_scale) with true iterate = exp(log_scale) * (w1, w2).
 
-    With ``normalize`` the pair is divided by its norm after every step (the map is linear, so directions are
-    exact) and the log of the factor is accumulated in log_scale [R]; otherwise log_scale = 0.
+    With ``normalize`` the pair is divided by its norm every ``renorm_every`` steps and after the last one (the map
+    is linear, so directions are exact; between renormalizations the norm grows at most by
+    (1 + alpha sigma_1)^renorm_every) and the log of the factors is accumulated in log_scale [R]; otherwise
+    log_scale = 0.
     """
     if alpha <= 0:
         raise ValueError(f"alpha must be > 0, got {alpha}")
     if steps < 0:
         raise ValueError(f"steps must be >= 0, got {steps}")
+    if renorm_every < 1:
+        raise ValueError(f"renorm_every must be >= 1, got {renorm_every}")
     log_scale = torch.zeros(M.shape[0], dtype=M.dtype, device=M.device)
-    for _ in range(steps):
-        w1, w2 = xhinge_step(M, w1, w2, alpha)
-        if normalize:
-            nrm = torch.sqrt((w1 * w1).sum(-1) + (w2 * w2).sum(-1))
-            w1, w2 = w1 / nrm[:, None], w2 / nrm[:, None]
+    aM = alpha * M  # [R, d, k]
+    aMt = aM.transpose(-1, -2).contiguous()  # [R, k, d]
+    a1, a2 = w1[..., None], w2[..., None]
+    for s in range(1, steps + 1):
+        a1, a2 = a1 + torch.bmm(aMt, a2), a2 + torch.bmm(aM, a1)
+        if normalize and (s % renorm_every == 0 or s == steps):
+            nrm = torch.sqrt((a1 * a1).sum((-1, -2)) + (a2 * a2).sum((-1, -2)))
+            a1, a2 = a1 / nrm[:, None, None], a2 / nrm[:, None, None]
             log_scale = log_scale + torch.log(nrm)
-    return w1, w2, log_scale
+    return a1[..., 0], a2[..., 0], log_scale
 
 
 def svd(M: Tensor) -> tuple[Tensor, Tensor, Tensor]:
