@@ -4,7 +4,6 @@ import math
 
 import pytest
 import torch
-
 from cnnbias.data import patterns as pat
 from cnnbias.models.maxpool import forward_fixed
 from cnnbias.theory import psi

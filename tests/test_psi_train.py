@@ -2,7 +2,6 @@
 
 import pytest
 import torch
-
 from cnnbias import config, stats
 from cnnbias.data import patterns as pat
 from cnnbias.models.maxpool import forward_fixed
@@ -64,3 +63,42 @@ def test_train_psi_validation():
         train_psi(W0, y, lr=0.1, batch_size=3, max_epochs=1, shuffle_seeds=None)
     with pytest.raises(ValueError):
         train_psi(W0, y[:, :2], idx=idx, lr=0.1, batch_size=3, max_epochs=1, shuffle_seeds=None)
+
+
+def test_sample_runs_per_run_p():
+    from cnnbias.psi_train import sample_runs
+
+    gens = config.generators("test.dp", {}, 2)
+    idx, y = sample_runs("p", 400, 5, 12, gens, p=[0.0, 1.0])
+    s = psi.pattern_statistics(idx, y, 12)
+    # p = 0: pattern 2 (p3) only in negative points; p = 1: only in positive points
+    assert float(s[0, 2]) < -0.4 and float(s[1, 2]) > 0.4
+    with pytest.raises(ValueError):
+        sample_runs("p", 10, 5, 12, gens, p=[0.5])
+    with pytest.raises(ValueError):
+        sample_runs("vc", 10, 5, 12, gens)
+
+
+def test_run_cell_smoke():
+    from cnnbias.psi_train import run_cell
+
+    r = run_cell("test.cell", "u", 5, 12, 10, 60, 2, lr=0.01, batch_size=20, max_epochs=400, sigma_g=1e-4,
+                 m_test=200, check_every=2)
+    assert torch.all(r["converged"]) and torch.all(r["test_err"] == 0)
+    assert r["ratio_pos"].shape == (2, 12) and torch.all(torch.isfinite(r["c_star"]))
+    # Eq. 3: the smallest output on a positive test point is at least the lower bound
+    assert torch.all(r["out_pos_min"] >= r["eq3_pos"] - 1e-12)
+    assert torch.all(-r["out_neg_max"] >= r["eq3_neg"] - 1e-12)
+
+
+def test_run_digits_smoke(monkeypatch):
+    from cnnbias.data import colored_digits as cd
+    from cnnbias.psi_train import run_digits
+
+    monkeypatch.delenv("CNNBIAS_MNIST_DIR", raising=False)
+    pools = cd.load_pools()
+    r = run_digits("test.digits", pools, 6, 2, max_epochs=3, m_test=20, n_ref=10)
+    assert r["W"].shape == (2, 40, 192) and r["test_acc"].shape == (2,)
+    assert torch.all((r["test_acc"] >= 0) & (r["test_acc"] <= 1))
+    assert torch.all(torch.isfinite(r["green_ratio"]))
+    assert not torch.equal(r["W"], r["W0"])

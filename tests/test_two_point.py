@@ -2,7 +2,6 @@
 
 import pytest
 import torch
-
 from cnnbias import engine
 from cnnbias.models.maxpool import forward_fixed
 from cnnbias.theory import psi

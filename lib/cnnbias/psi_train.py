@@ -16,7 +16,7 @@ from torch import Tensor
 from cnnbias import engine
 from cnnbias.models.maxpool import forward_fixed
 
-__all__ = ["init_W", "train_psi", "network_outputs", "forward_fixed_onehot"]
+__all__ = ["forward_fixed_onehot", "init_W", "network_outputs", "train_psi"]
 
 
 class _MaxGather(torch.autograd.Function):
@@ -29,7 +29,7 @@ class _MaxGather(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, W: Tensor, idx: Tensor) -> Tensor:  # type: ignore[override]
-        R, C, d = W.shape
+        R, C, _ = W.shape
         m, n = idx.shape[1], idx.shape[2]
         z = torch.gather(W, 2, idx.reshape(R, 1, m * n).expand(R, C, m * n)).reshape(R, C, m, n)
         v, a = z.max(-1)

@@ -20,8 +20,17 @@ from torch import Tensor
 
 from cnnbias.data.digits import load_digits
 
-__all__ = ["RED", "GREEN", "BLUE", "ColoredPools", "load_pools", "sample_colored", "stack_colored",
-           "embed_colored", "filters_as_images"]
+__all__ = [
+    "BLUE",
+    "GREEN",
+    "RED",
+    "ColoredPools",
+    "embed_colored",
+    "filters_as_images",
+    "load_pools",
+    "sample_colored",
+    "stack_colored",
+]
 
 RED, GREEN, BLUE = 0, 1, 2
 

@@ -36,20 +36,20 @@ from torch import Tensor
 
 __all__ = [
     "Detection",
-    "pattern_dots",
-    "detection",
-    "pattern_statistics",
-    "presence",
-    "positive_ratios",
-    "negative_ratios",
-    "psi_bounds",
     "c_star",
-    "psi_holds",
+    "detection",
     "eq3_lower_bounds",
     "eq9_holds",
+    "negative_ratios",
+    "pattern_dots",
+    "pattern_statistics",
+    "positive_ratios",
+    "presence",
+    "psi_bounds",
+    "psi_holds",
+    "thm61_events",
     "thm61_sample_size",
     "thm61_spurious_threshold",
-    "thm61_events",
 ]
 
 POS = 0  # index of p1 (P+)

@@ -39,14 +39,14 @@ import torch
 from torch import Tensor
 
 __all__ = [
-    "TwoPointSet",
-    "sample_two_point",
-    "gd_two_point",
     "TwoPointRun",
+    "TwoPointSet",
     "categories",
+    "gamma",
+    "gd_two_point",
     "lemma_f5_predict",
     "predicted_convergence",
-    "gamma",
+    "sample_two_point",
 ]
 
 
@@ -184,7 +184,7 @@ def _argmax_over(D: Tensor, allowed: Tensor) -> tuple[Tensor, Tensor]:
 
 def categories(W0: Tensor, data: TwoPointSet) -> Tensor:
     """Part of Lemma F.5 (1..8) each filter falls in at initialization: LongTensor [R, 2k]."""
-    R, C, d = W0.shape
+    R, C, _ = W0.shape
     k = C // 2
     PT = _pt_mask(data, R)
     not2 = PT.clone()
