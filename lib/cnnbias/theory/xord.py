@@ -504,7 +504,7 @@ def xord_channel_sweep(name: str, cfg: dict, channels: list[int], gammas: list[f
     """
     from cnnbias import config
 
-    groups = groups or [channels]
+    groups = [g for g in (groups or [channels]) if g]  # empty groups are skipped
     out: dict[str, list] = {k: [] for k in ("channels", "gamma", "test_error", "train_error", "n_detected", "epochs")}
     for grp in groups:
         ks, gams, gens, sig = [], [], [], []
@@ -553,7 +553,7 @@ def obd_channel_sweep(name: str, cfg: dict, channels: list[int], R: int, groups:
     gt = torch.Generator().manual_seed(config.run_seed(name + ".test", cfg, 0))
     te_idx = torch.cat([X.sample_obd(cfg["n_test"], 1, d1, gt), X.sample_obd(cfg["n_test"], -1, d1, gt)])
     te_y = X.obd_label(te_idx, d1)
-    groups = groups or [channels]
+    groups = [g for g in (groups or [channels]) if g]  # empty groups are skipped
     out: dict[str, list] = {k: [] for k in ("channels", "test_error", "train_error", "n_detected", "epochs")}
     for grp in groups:
         ks, gens = [], []
