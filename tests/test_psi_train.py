@@ -102,3 +102,21 @@ def test_run_digits_smoke(monkeypatch):
     assert torch.all((r["test_acc"] >= 0) & (r["test_acc"] <= 1))
     assert torch.all(torch.isfinite(r["green_ratio"]))
     assert not torch.equal(r["W"], r["W0"])
+
+
+def test_chunked_eval_matches(monkeypatch):
+    import cnnbias.psi_train as pt
+
+    cfg = {"n": 5, "d": 12}
+    gens = config.generators("test.chunk", cfg, 2)
+    idx, y = pat.stack_runs(pat.sample_Du, gens, m=90, n=5, d=12)
+    W0 = init_W(8, 12, 1e-3, gens)
+    seeds = [1, 2]
+    a = train_psi(W0, y, idx=idx, lr=0.05, batch_size=30, max_epochs=40, shuffle_seeds=seeds)
+    monkeypatch.setattr(pt, "ELEMENT_BUDGET", 2 * 16 * 5 * 7)  # 7 points per chunk
+    assert pt.points_per_chunk(2, 16, 5) == 7
+    b = pt.train_psi(W0, y, idx=idx, lr=0.05, batch_size=30, max_epochs=40, shuffle_seeds=seeds)
+    torch.testing.assert_close(a.final_loss, b.final_loss, rtol=1e-12, atol=1e-14)
+    assert torch.equal(a.epochs, b.epochs)
+    out = network_outputs(a.params["W"], idx=idx, chunk=13)
+    torch.testing.assert_close(out, forward_fixed(a.params["W"], idx=idx), rtol=0, atol=1e-13)

@@ -16,7 +16,16 @@ from torch import Tensor
 from cnnbias import engine
 from cnnbias.models.maxpool import forward_fixed
 
-__all__ = ["forward_fixed_onehot", "init_W", "network_outputs", "train_psi"]
+__all__ = [
+    "forward_fixed_onehot",
+    "init_W",
+    "network_outputs",
+    "points_per_chunk",
+    "run_cell",
+    "run_digits",
+    "sample_runs",
+    "train_psi",
+]
 
 
 class _MaxGather(torch.autograd.Function):
@@ -116,6 +125,21 @@ def train_psi(
             out = forward_fixed(params["W"], X=batch.take(Xd))
         return engine.hinge(yb * out).mean(-1)
 
+    def eval_fn(params: dict[str, Tensor], batch: engine.Batch) -> Tensor:
+        # full training loss for the stop rule, in chunks of points so that the [R, 2k, chunk, n] gather fits
+        Wc = params["W"]
+        data = batch.take(idx if idx is not None else Xd)
+        yb = batch.take(yW)
+        step = points_per_chunk(Wc.shape[0], Wc.shape[1], data.shape[2])
+        if step >= m:
+            return loss_fn(params, batch)
+        total = torch.zeros(Wc.shape[0], dtype=Wc.dtype, device=Wc.device)
+        for a in range(0, m, step):
+            part = data[:, a:a + step]
+            out = forward_fixed_onehot(Wc, part) if idx is not None else forward_fixed(Wc, X=part)
+            total = total + engine.hinge(yb[:, a:a + step] * out).sum(-1)
+        return total / m
+
     bs = int(batch_size)
     opt = "gd" if bs >= m else "sgd"
     return engine.train(
@@ -128,7 +152,18 @@ def train_psi(
         n_train=m if opt == "sgd" else None,
         batch_size=bs if opt == "sgd" else None,
         shuffle_seeds=shuffle_seeds if opt == "sgd" else None,
+        eval_fn=eval_fn if opt == "sgd" else None,
     )
+
+
+ELEMENT_BUDGET = 2e8  # largest [R, 2k, points, n] gather formed at once when evaluating many points
+
+
+def points_per_chunk(R: int, C: int, n: int, budget: float | None = None) -> int:
+    """How many points to evaluate at once so that an [R, C, points, n] tensor stays within ``budget``
+    (default: the module's ``ELEMENT_BUDGET``)."""
+    budget = ELEMENT_BUDGET if budget is None else budget
+    return max(1, int(budget // max(1, R * C * n)))
 
 
 @torch.no_grad()
@@ -137,6 +172,7 @@ def network_outputs(W: Tensor, idx: Tensor | None = None, X: Tensor | None = Non
     data = idx if idx is not None else X
     if data is None:
         raise ValueError("pass idx or X")
+    chunk = min(chunk, points_per_chunk(W.shape[0], W.shape[1], data.shape[2]))
     outs = []
     for a in range(0, data.shape[1], chunk):
         part = data[:, a:a + chunk]
