@@ -68,3 +68,14 @@ def test_cluster_and_compress():
         S.cluster_filters(params, 200)
     with pytest.raises(ValueError, match="C"):
         S.init_params(0, 8, 8, [torch.Generator()])
+
+
+def test_minibatch_training_runs():
+    g = torch.Generator().manual_seed(4)
+    imgs = torch.rand(2, 40, 8, 8, generator=g, dtype=torch.float64)
+    labels = torch.randint(10, (2, 40), generator=g)
+    p = S.init_params(3, 8, 8, [torch.Generator().manual_seed(s) for s in range(2)])
+    res = S.train_cnn(p, imgs, labels, 0.02, 5, batch_size=10, shuffle_seeds=[1, 2])
+    assert (res.epochs == 5).all() and torch.isfinite(res.final_loss).all()
+    with pytest.raises(ValueError, match="shuffle_seeds"):
+        S.train_cnn(p, imgs, labels, 0.02, 5, batch_size=10)

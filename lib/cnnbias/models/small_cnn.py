@@ -72,9 +72,13 @@ def cross_entropy(params: dict[str, Tensor], images: Tensor, labels: Tensor) -> 
         labels.shape).mean(-1)
 
 
-def test_error(params: dict[str, Tensor], images: Tensor, labels: Tensor, chunk: int = 1000) -> Tensor:
-    """0-1 test error per run ``[R]`` on a test set shared by all runs (``images [N, H, W]``, ``labels [N]``)."""
-    R = params["conv"].shape[0]
+def test_error(params: dict[str, Tensor], images: Tensor, labels: Tensor, chunk: int | None = None) -> Tensor:
+    """0-1 test error per run ``[R]`` on a test set shared by all runs (``images [N, H, W]``, ``labels [N]``).
+    Evaluated in chunks of images (default: at most ~5e7 feature-map entries at a time)."""
+    R, C, _ = params["conv"].shape
+    if chunk is None:
+        per_image = R * C * (images.shape[-2] - 2) * (images.shape[-1] - 2)
+        chunk = max(1, min(1000, int(5e7 // per_image)))
     wrong = torch.zeros(R, dtype=params["conv"].dtype)
     with torch.no_grad():
         for s in range(0, len(labels), chunk):
@@ -84,14 +88,26 @@ def test_error(params: dict[str, Tensor], images: Tensor, labels: Tensor, chunk:
 
 
 def train_cnn(params: dict[str, Tensor], images: Tensor, labels: Tensor, lr: float, epochs: int,
-              trainable: tuple[str, ...] = ("conv", "bias", "fc", "fcb")):
-    """Full-batch Adam on the mean cross-entropy through :func:`cnnbias.engine.train` (fixed number of epochs)."""
+              trainable: tuple[str, ...] = ("conv", "bias", "fc", "fcb"), batch_size: int | None = None,
+              shuffle_seeds: list[int] | None = None):
+    """Adam on the mean cross-entropy through :func:`cnnbias.engine.train` for a fixed number of epochs: full
+    batch by default, minibatches of ``batch_size`` (per-run shuffles from ``shuffle_seeds``) for large training
+    sets (paper scale on MNIST)."""
     from cnnbias.engine import StopRule, train
 
     def loss_fn(p, batch):
         return cross_entropy(p, batch.take(images), batch.take(labels))
 
-    return train(loss_fn, params, trainable=trainable, optimizer="adam", lr=lr, stop=StopRule(max_epochs=epochs))
+    n = labels.shape[1]
+    if batch_size is None or batch_size >= n:
+        return train(loss_fn, params, trainable=trainable, optimizer="adam", lr=lr, stop=StopRule(max_epochs=epochs))
+    if shuffle_seeds is None:
+        raise ValueError("shuffle_seeds (one per run) is required with batch_size < n")
+
+    # the full training loss is evaluated once, at the end (check_every = epochs)
+    return train(loss_fn, params, trainable=trainable, optimizer="adam", lr=lr,
+                 stop=StopRule(max_epochs=epochs, check_every=epochs),
+                 n_train=n, batch_size=batch_size, shuffle_seeds=shuffle_seeds)
 
 
 def cluster_filters(params: dict[str, Tensor], n_clusters: int = 4, seeds: list[int] | None = None) -> Tensor:
