@@ -114,7 +114,7 @@ def lemma7(
     """Closed form of the X-hinge GD iterate (w1^t, w2^t) (Lemma 7, Eq. 4).
 
     ``scaled=True`` returns (w1^t, w2^t) / (1 + alpha sigma_1)^t, overflow-free for any t: every factor is a
-    ratio ((1 +- alpha sigma_i)/(1 + alpha sigma_1))^t of modulus <= 1 (for alpha sigma_1 < 1 ... and in general
+    ratio ((1 +- alpha sigma_i)/(1 + alpha sigma_1))^t of modulus <= 1 (since 0 <= sigma_i <= sigma_1 gives
     |1 - alpha sigma_i| <= 1 + alpha sigma_1).  The out-of-range part (I - U U^T) w2^0 is divided as well.
     """
     if alpha <= 0:
