@@ -41,7 +41,7 @@ NB ?=
 help:
 	@echo "make book     set up, execute (cache) and build the HTML book into _build/html"
 	@echo "make test     set up, library tests, nbval, HTML build with stored outputs, browser test"
-	@echo "make execute  re-execute notebooks in place (NB='book/part1/x.ipynb ...' for some) and record times"
+	@echo "make execute  re-execute notebooks in place (NB=book/part1/x.ipynb for one, then the claims summary), record times"
 	@echo "make setup    create .venv, install torch pin, the package, extras and offline MathJax"
 	@echo "make clean    remove _build"
 

@@ -439,7 +439,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(p)
     elif args.cmd == "execute":
         paths = [Path(os.path.abspath(p)).relative_to(root) for p in args.notebooks] or execution_order(root)
-        # The appendix reads the chapters' outputs: run it last even when named first.
+        # The appendix reads the chapters' stored outputs: re-execute it after any chapter, last.
+        if any(not _is_appendix(p) for p in paths):
+            paths += [p for p in execution_order(root) if _is_appendix(p) and p not in paths]
         paths = sorted(paths, key=_is_appendix)
         t0 = time.perf_counter()
         execute_notebooks(paths, root, args.timings, args.timeout)
