@@ -164,3 +164,28 @@ def test_set_compression_gives_same_iterates():
     b = T.train_xord_sets(W0, mask, idx, y, lr, 5.0, 60, patience=None)
     assert torch.allclose(a.params["W"], b.params["W"], atol=1e-12)
     assert torch.allclose(a.final_loss, b.final_loss, atol=1e-12)
+
+
+def test_sweeps_float32_path_and_shapes():
+    cfg = {"d": 4, "m": 2, "p_plus": 0.5, "p_minus": 0.9, "lr_c": 0.04, "sigma_g": 1e-3, "max_epochs": 50,
+           "patience": 20}
+    a = T.xord_channel_sweep("t.sweep", cfg, [4, 8], [5.0], 2, groups=[[4], [8], []])
+    b = T.xord_channel_sweep("t.sweep", cfg, [4, 8], [5.0], 2, groups=[[4, 8]])
+    assert a["test_error"].shape == (4,) and torch.allclose(a["test_error"], b["test_error"])
+    ocfg = {"d1": 6, "m": 3, "lr_c": 0.2, "gamma": 1.0, "sigma_g": 1e-3, "max_epochs": 30, "patience": 20, "sizes": (2, 3),
+            "n_test": 20}
+    o = T.obd_channel_sweep("t.obd", ocfg, [4], 2)
+    assert o["n_detected"].shape == (2,) and (o["test_error"] <= 1).all()
+
+
+def test_training_float32_on_cpu_matches_float64_roughly():
+    g = [torch.Generator().manual_seed(s) for s in range(2)]
+    data = [X.sample_xord(3, 3, 4, gg, 0.5, 0.9) for gg in g]
+    idx = torch.stack([a for a, _ in data])
+    y = torch.stack([b for _, b in data])
+    W0, mask = T.init_filters([3, 3], [1e-2] * 2, g)
+    lr = torch.tensor([0.01, 0.01], dtype=torch.float64)
+    a = T.train_xord_sets(W0, mask, idx, y, lr, 5.0, 40, patience=None)
+    b = T.train_xord_sets(W0.float(), mask.float(), idx, y, lr, 5.0, 40, patience=None)
+    assert b.params["W"].dtype == torch.float32
+    assert torch.allclose(a.params["W"], b.params["W"].double(), atol=1e-5)

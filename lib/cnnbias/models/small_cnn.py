@@ -79,12 +79,13 @@ def test_error(params: dict[str, Tensor], images: Tensor, labels: Tensor, chunk:
     if chunk is None:
         per_image = R * C * (images.shape[-2] - 2) * (images.shape[-1] - 2)
         chunk = max(1, min(1000, int(5e7 // per_image)))
-    wrong = torch.zeros(R, dtype=params["conv"].dtype)
+    wrong = torch.zeros(R, dtype=params["conv"].dtype, device=params["conv"].device)
+    images, labels = images.to(params["conv"]), labels.to(params["conv"].device)
     with torch.no_grad():
         for s in range(0, len(labels), chunk):
             pred = logits(params, images[s : s + chunk]).argmax(-1)
             wrong += (pred != labels[s : s + chunk][None]).sum(-1).to(wrong.dtype)
-    return wrong / len(labels)
+    return (wrong / len(labels)).cpu()
 
 
 def train_cnn(params: dict[str, Tensor], images: Tensor, labels: Tensor, lr: float, epochs: int,
@@ -125,10 +126,16 @@ def cluster_filters(params: dict[str, Tensor], n_clusters: int = 4, seeds: list[
     return torch.from_numpy(centres).to(params["conv"].dtype)
 
 
+def to_device(params: dict[str, Tensor], device: torch.device | str, dtype: torch.dtype) -> dict[str, Tensor]:
+    """Move a parameter dict to ``device`` / ``dtype``."""
+    return {k: v.to(device, dtype) for k, v in params.items()}
+
+
 def compressed_params(centres: Tensor, H: int, W: int, gens: list[torch.Generator]) -> dict[str, Tensor]:
     """A 4-channel (``centres.shape[1]``-channel) network whose filters are the cluster centres and whose fully
-    connected layer is freshly initialized from each run's generator."""
+    connected layer is freshly initialized from each run's generator (on the CPU, in float64)."""
     C = centres.shape[1]
+    centres = centres.cpu().double()
     p = init_params(C, H, W, gens, centres.dtype)
     p["conv"] = centres[..., :9].clone()
     p["bias"] = centres[..., 9].clone()

@@ -371,7 +371,10 @@ def train_fixed_readout(
     ``patience`` non-improving iterations, or at ``max_epochs``.  Returns the engine's ``TrainResult``."""
     from cnnbias.engine import StopRule, train
 
-    gam = torch.as_tensor(gamma, dtype=W0.dtype)
+    dev, dt = W0.device, W0.dtype
+    gam = torch.as_tensor(gamma, dtype=dt).to(dev)
+    pats, idx, mask, y = pats.to(dev, dt), idx.to(dev), mask.to(dev, dt), y.to(dev, dt)
+    lr = lr.to(dev, dt) if isinstance(lr, Tensor) else lr
 
     def loss_fn(params, batch):
         g = batch.take(gam) if gam.ndim == 1 else gam
@@ -436,8 +439,11 @@ def train_xord_sets(
     operations.  Returns the engine's ``TrainResult``."""
     from cnnbias.engine import StopRule, train
 
-    masks, ys, counts = compress_to_sets(idx, y)
-    gam = torch.as_tensor(gamma, dtype=W0.dtype)
+    dev, dt = W0.device, W0.dtype
+    masks, ys, counts = compress_to_sets(idx.cpu(), y.cpu())
+    masks, ys, counts, mask = masks.to(dev), ys.to(dev, dt), counts.to(dev, dt), mask.to(dev, dt)
+    gam = torch.as_tensor(gamma, dtype=dt).to(dev)
+    lr = lr.to(dev, dt) if isinstance(lr, Tensor) else lr
 
     def loss_fn(params, batch):
         g = batch.take(gam) if gam.ndim == 1 else gam
@@ -492,17 +498,22 @@ def simulate_diverse(W0: Tensor, eta: float | Tensor, gamma: float, max_steps: i
 
 
 def xord_channel_sweep(name: str, cfg: dict, channels: list[int], gammas: list[float], R: int,
-                       groups: list[list[int]] | None = None) -> dict[str, Tensor]:
+                       groups: list[list[int]] | None = None, device: torch.device | str | None = None
+                       ) -> dict[str, Tensor]:
     """Fig. 1 / Fig. 5 / Fig. 2b: train ``R`` runs for every channel count ``2k`` in ``channels`` and every
     ``gamma``, on ``m`` positive and ``m`` negative points of the mixture ``D`` with ``p+, p-`` (``cfg`` keys
     ``d, m, p_plus, p_minus, lr_c, sigma_g, max_epochs, patience``), learning rate ``lr_c / channels``.
 
     Channel counts in one of ``groups`` share one batched program (padding with masked filters).  Run ``r`` of
     setting ``(c, gamma)`` draws its data and initialization from ``config.generators(name, {..c, gamma..})[r]``.
-    Returns per-run tensors: ``channels, gamma, test_error`` (exact, :func:`test_error_exact`), ``train_error``,
-    ``n_detected`` (c_d = 1e-4), ``epochs``.
+    Returns per-run tensors (on the CPU): ``channels, gamma, test_error`` (exact, :func:`test_error_exact`),
+    ``train_error``, ``n_detected`` (c_d = 1e-4), ``epochs``.  ``device``: where to train (default CPU, float64;
+    elsewhere ``config.dtype(device)``); data and initializations are always drawn on the CPU.
     """
     from cnnbias import config
+
+    dev = torch.device(device or "cpu")
+    dt = config.dtype(dev) if dev.type != "cpu" else torch.float64
 
     groups = [g for g in (groups or [channels]) if g]  # empty groups are skipped
     out: dict[str, list] = {k: [] for k in ("channels", "gamma", "test_error", "train_error", "n_detected", "epochs")}
@@ -523,8 +534,8 @@ def xord_channel_sweep(name: str, cfg: dict, channels: list[int], gammas: list[f
         W0, mask = init_filters(ks, sig, gens)
         lr = torch.tensor([cfg["lr_c"] / (2 * k) for k in ks], dtype=torch.float64)
         gam_t = torch.tensor(gams, dtype=torch.float64)
-        res = train_xord_sets(W0, mask, idx, y, lr, gam_t, cfg["max_epochs"], cfg["patience"])
-        W = res.params["W"]
+        res = train_xord_sets(W0.to(dev, dt), mask.to(dev, dt), idx, y, lr, gam_t, cfg["max_epochs"], cfg["patience"])
+        W = res.params["W"].cpu().double()
         with torch.no_grad():
             tr = forward_patterns(W, X.patterns(), idx, mask)
             tr_err = torch.where(torch.sign(tr) == 0, 0.5, (torch.sign(tr) != y).double()).mean(-1)
@@ -539,19 +550,25 @@ def xord_channel_sweep(name: str, cfg: dict, channels: list[int], gammas: list[f
     return {k: torch.cat(v) for k, v in out.items()}
 
 
-def obd_channel_sweep(name: str, cfg: dict, channels: list[int], R: int, groups: list[list[int]] | None = None
-                      ) -> dict[str, Tensor]:
-    """Fig. 2a/2c: the OBD problem (App. A.4) with ``d1`` (cfg ``d1``), ``m`` points per class, learning rate
+def obd_channel_sweep(name: str, cfg: dict, channels: list[int], R: int, groups: list[list[int]] | None = None,
+                      device: torch.device | str | None = None) -> dict[str, Tensor]:
+    """Fig. 2a/2c: the OBD problem (App. A.4) with ``d1`` (cfg ``d1``), ``m`` points per class (pattern counts
+    drawn from cfg ``sizes``, default (4, 6, 8, 10)), learning rate
     ``lr_c / channels``, hinge margin ``gamma``, stop rules ``max_epochs, patience``, initialization ``sigma_g``;
     test error by Monte Carlo on ``n_test`` points per class (one test set shared by all runs, drawn from its own
     seed).  Detection (Def. 5.1 generalized): pattern ``v`` is detected if ``sum_i relu(w(i).v) > 1e-4`` for
-    positive patterns (``u`` for negative ones); ``n_detected`` counts the ``2 d1`` patterns."""
+    positive patterns (``u`` for negative ones); ``n_detected`` counts the ``2 d1`` patterns.  ``device`` as in
+    :func:`xord_channel_sweep`; results are returned on the CPU."""
     from cnnbias import config
+
+    dev = torch.device(device or "cpu")
+    dt = config.dtype(dev) if dev.type != "cpu" else torch.float64
 
     d1 = cfg["d1"]
     pats = X.obd_patterns(d1)
     gt = torch.Generator().manual_seed(config.run_seed(name + ".test", cfg, 0))
-    te_idx = torch.cat([X.sample_obd(cfg["n_test"], 1, d1, gt), X.sample_obd(cfg["n_test"], -1, d1, gt)])
+    sizes = tuple(cfg.get("sizes", (4, 6, 8, 10)))
+    te_idx = torch.cat([X.sample_obd(cfg["n_test"], 1, d1, gt, sizes), X.sample_obd(cfg["n_test"], -1, d1, gt, sizes)])
     te_y = X.obd_label(te_idx, d1)
     groups = [g for g in (groups or [channels]) if g]  # empty groups are skipped
     out: dict[str, list] = {k: [] for k in ("channels", "test_error", "train_error", "n_detected", "epochs")}
@@ -561,13 +578,14 @@ def obd_channel_sweep(name: str, cfg: dict, channels: list[int], R: int, groups:
             gs = config.generators(name, {**cfg, "channels": c}, R)
             gens += gs
             ks += [c // 2] * R
-        idx = torch.stack([torch.cat([X.sample_obd(cfg["m"], 1, d1, g), X.sample_obd(cfg["m"], -1, d1, g)])
+        idx = torch.stack([torch.cat([X.sample_obd(cfg["m"], 1, d1, g, sizes), X.sample_obd(cfg["m"], -1, d1, g, sizes)])
                            for g in gens])
         y = X.obd_label(idx, d1)
         W0, mask = init_filters(ks, [cfg["sigma_g"]] * len(ks), gens, dim=d1)
         lr = torch.tensor([cfg["lr_c"] / (2 * k) for k in ks], dtype=torch.float64)
-        res = train_fixed_readout(W0, mask, pats, idx, y, lr, cfg["gamma"], cfg["max_epochs"], cfg["patience"])
-        W = res.params["W"]
+        res = train_fixed_readout(W0.to(dev, dt), mask.to(dev, dt), pats, idx, y, lr, cfg["gamma"], cfg["max_epochs"],
+                                  cfg["patience"])
+        W = res.params["W"].cpu().double()
         with torch.no_grad():
             tr = forward_patterns(W, pats, idx, mask)
             tr_err = torch.where(torch.sign(tr) == 0, 0.5, (torch.sign(tr) != y).double()).mean(-1)
