@@ -6,23 +6,10 @@ from cnnbias.baselines import (
     compare_models,
     conv_forward,
     conv_init,
-    conv_responses,
     svm_fit_predict,
 )
 from cnnbias.data import patterns as P
 from cnnbias.models import maxpool
-
-
-def test_conv_responses_dense_and_patterns_match_core():
-    g = torch.Generator().manual_seed(0)
-    O = P.orthogonal_patterns(6, 8, g)
-    idx, _ = P.stack_runs(P.sample_D, [g, g], m=5, n=3, l=6)
-    W = torch.randn(2, 4, 8, generator=g, dtype=torch.float64)
-    X = P.embed(idx, O)
-    ref = maxpool.responses(W, X=X)
-    assert torch.allclose(conv_responses(W, X=X), ref, atol=1e-12)
-    assert torch.allclose(conv_responses(W, idx=idx, patterns=O), ref, atol=1e-12)
-    assert torch.allclose(conv_responses(W, idx=idx, patterns=O.expand(2, 6, 8)), ref, atol=1e-12)
 
 
 def test_padding_does_not_change_a_run():

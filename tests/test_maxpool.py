@@ -74,3 +74,19 @@ def test_one_hot_backward_matches_dense_autograd():
     (maxpool.responses(W2, X=torch.eye(d, dtype=torch.float64)[idx]) * up).sum().backward()
     assert torch.allclose(W1.grad, W2.grad, atol=1e-12)
     assert torch.autograd.gradcheck(lambda w: maxpool.responses(w, idx=idx), (W.clone().requires_grad_(True),))
+
+
+def test_patterns_argument_equals_dense():
+    g = torch.Generator().manual_seed(4)
+    R, C, d, l, m, n = 2, 6, 5, 4, 3, 3
+    W = torch.randn(R, C, d, generator=g, dtype=torch.float64)
+    P = torch.randn(l, d, generator=g, dtype=torch.float64)
+    Pr = torch.randn(R, l, d, generator=g, dtype=torch.float64)
+    idx = torch.randint(0, l, (R, m, n), generator=g)
+    assert torch.allclose(maxpool.forward_fixed(W, idx=idx, patterns=P), maxpool.forward_fixed(W, X=P[idx]), atol=1e-12)
+    Xr = torch.stack([Pr[r][idx[r]] for r in range(R)])
+    assert torch.allclose(maxpool.responses(W, idx=idx, patterns=Pr), maxpool.responses(W, X=Xr), atol=1e-12)
+    with pytest.raises(ValueError, match="patterns must have shape"):
+        maxpool.responses(W, idx=idx, patterns=torch.zeros(l, d + 1))
+    with pytest.raises(ValueError, match="patterns goes with idx"):
+        maxpool.responses(W, X=Xr, patterns=P)

@@ -5,22 +5,8 @@ import torch
 from cnnbias import config, stats
 from cnnbias.data import patterns as pat
 from cnnbias.models.maxpool import forward_fixed
-from cnnbias.psi_train import forward_fixed_onehot, init_W, network_outputs, train_psi
+from cnnbias.psi_train import init_W, network_outputs, train_psi
 from cnnbias.theory import psi
-
-
-def test_fast_forward_matches_core():
-    g = torch.Generator().manual_seed(0)
-    W = torch.randn(3, 10, 9, generator=g, dtype=torch.float64)
-    idx, _ = pat.stack_runs(pat.sample_D, [g] * 3, m=17, n=4, l=9)  # repeated patterns inside points
-    W1 = W.clone().requires_grad_()
-    W2 = W.clone().requires_grad_()
-    o1, o2 = forward_fixed(W1, idx=idx), forward_fixed_onehot(W2, idx)
-    torch.testing.assert_close(o1, o2, rtol=0, atol=1e-14)
-    wts = torch.randn(3, 17, generator=g, dtype=torch.float64)
-    (o1 * wts).sum().backward()
-    (o2 * wts).sum().backward()
-    torch.testing.assert_close(W1.grad, W2.grad, rtol=0, atol=1e-14)
 
 
 def test_init_W():

@@ -44,13 +44,6 @@ def test_verify_shattering_n4_and_core_forward():
     assert r3["realized"] == 16
 
 
-def test_own_forward_matches_core():
-    g = torch.Generator().manual_seed(0)
-    W = torch.randn(3, 6, 8, generator=g, dtype=torch.float64)
-    idx = torch.randint(0, 8, (3, 5, 4), generator=g)
-    assert torch.allclose(vc.forward_fixed_onehot(W, idx), maxpool.forward_fixed(W, idx=idx), atol=1e-12)
-
-
 def test_shattering_nets_violate_psi():
     y = vc.all_labelings(4)
     W = vc.shattering_network(y, 3)

@@ -28,35 +28,13 @@ from cnnbias import engine
 from cnnbias.models import maxpool, mlp
 from cnnbias.stats import error_rate
 
-__all__ = ["compare_models", "conv_forward", "conv_init", "conv_responses", "svm_fit_predict", "train_masked"]
-
-
-def conv_responses(W: torch.Tensor, X: torch.Tensor | None = None, idx: torch.Tensor | None = None,
-                   patterns: torch.Tensor | None = None) -> torch.Tensor:
-    """``max_j relu(w_c . x[j])`` ``[R, m, C]``.
-
-    Dense ``X [R, m, n, d]``: one batched matmul then a max over patches (faster on CPU than an
-    einsum with the patch axis last).  Orthogonal patterns ``idx [R, m, n]`` with ``patterns [l, d]``:
-    (or ``[R, l, d]``, one set per run) the dot products of every filter with every pattern
-    ``G = W P^T`` (``[R, C, l]``) are gathered,
-    ``w_c . o_i = G[c, i]`` (via :func:`cnnbias.models.maxpool.responses`).
-    """
-    if idx is not None:
-        if patterns is None:
-            G = W
-        elif patterns.dim() == 2:
-            G = W @ patterns.to(W.dtype).T
-        else:  # one pattern set per run, [R, l, d]
-            G = torch.bmm(W, patterns.to(W.dtype).transpose(1, 2))
-        return maxpool.responses(G, idx=idx)
-    R, m, n, d = X.shape
-    z = torch.bmm(X.reshape(R, m * n, d), W.transpose(1, 2)).reshape(R, m, n, W.shape[1])
-    return torch.relu(z.max(2).values)
+__all__ = ["compare_models", "conv_forward", "conv_init", "svm_fit_predict", "train_masked"]
 
 
 def conv_forward(params: dict[str, torch.Tensor], X=None, idx=None, patterns=None) -> torch.Tensor:
-    """``N_CNN(x) = sum_c a_c max_j relu(w_c . x[j])`` ``[R, m]``."""
-    return torch.einsum("rmc,rc->rm", conv_responses(params["W"], X, idx, patterns), params["a"])
+    """``N_CNN(x) = sum_c a_c max_j relu(w_c . x[j])`` ``[R, m]`` (:func:`cnnbias.models.maxpool.forward`;
+    ``patterns [l, d]`` or ``[R, l, d]`` with ``idx`` gathers from ``W P^T``)."""
+    return maxpool.forward(params["W"], params["a"], X=X, idx=idx, patterns=patterns)
 
 
 def conv_init(C: int, d: int, gens: Sequence[torch.Generator], dtype=torch.float64) -> dict[str, torch.Tensor]:

@@ -10,7 +10,10 @@ Eq. 1):  ``N_W(x) = sum_i [max_j sigma(w^(i) . x[j]) - max_j sigma(u^(i) . x[j])
 
 Shapes: ``W: [R, C, d]`` (R runs), inputs either dense ``X: [R, m, n, d]`` or, for one-hot
 patterns, pattern indices ``idx: [R, m, n]``; then ``w_c . x[j] = W[r, c, idx[r, i, j]]`` is a
-gather, and no ``[.., d]``-sized input is ever formed.
+gather, and no ``[.., d]``-sized input is ever formed.  For any other finite pattern set
+``P: [l, d]`` (or one per run, ``[R, l, d]``: orthogonal patterns, XORD's {+-1}^2) pass
+``patterns=P`` with ``idx``: the filter-pattern products ``G = W P^T`` (``[R, C, l]``) are formed
+once and gathered, which equals the dense forward pass on ``P[idx]``.
 
 Since ``max_j sigma(z_j) = sigma(max_j z_j)``, the responses are ``relu(max_j z_j)``; autograd sends
 the gradient to the maximizing patch (one of them, on ties), as the papers' updates do.
@@ -20,7 +23,7 @@ from __future__ import annotations
 
 import torch
 
-__all__ = ["responses", "forward", "forward_fixed", "fixed_readout", "dot_products"]
+__all__ = ["responses", "forward", "forward_fixed", "fixed_readout", "dot_products", "pattern_products"]
 
 
 def dot_products(W: torch.Tensor, X: torch.Tensor | None = None, idx: torch.Tensor | None = None) -> torch.Tensor:
@@ -84,12 +87,33 @@ class _OneHotMaxPool(torch.autograd.Function):
         return grad.reshape(R, C, d), None
 
 
-def responses(W: torch.Tensor, X: torch.Tensor | None = None, idx: torch.Tensor | None = None) -> torch.Tensor:
+def pattern_products(W: torch.Tensor, patterns: torch.Tensor) -> torch.Tensor:
+    """``G[r, c, i] = w_c . p_i`` for ``W [R, C, d]`` and ``patterns [l, d]`` or ``[R, l, d]``."""
+    P = patterns.to(W.dtype)
+    if P.dim() == 2 and P.shape[1] == W.shape[2]:
+        return W @ P.T
+    if P.dim() == 3 and P.shape[0] == W.shape[0] and P.shape[2] == W.shape[2]:
+        return torch.bmm(W, P.transpose(1, 2))
+    raise ValueError(f"patterns must have shape [l, d={W.shape[2]}] or [R={W.shape[0]}, l, d], got {tuple(P.shape)}")
+
+
+def responses(
+    W: torch.Tensor,
+    X: torch.Tensor | None = None,
+    idx: torch.Tensor | None = None,
+    patterns: torch.Tensor | None = None,
+) -> torch.Tensor:
     """Channel responses ``max_j sigma(w_c . x[j])``: ``[R, m, C]``.
 
     With one-hot indices this is :class:`_OneHotMaxPool` (gather forward, sparse backward); with
-    dense patches, ``relu`` of the max of :func:`dot_products`.
+    ``patterns`` the same on ``W P^T``; with dense patches, ``relu`` of the max of :func:`dot_products`.
     """
+    if patterns is not None:
+        if idx is None or X is not None:
+            raise ValueError("patterns goes with idx (pattern indices), not with dense X")
+        if W.dim() != 3:
+            raise ValueError(f"W must have shape [R, C, d], got {tuple(W.shape)}")
+        W = pattern_products(W, patterns)
     if idx is not None and X is None:
         if W.dim() != 3:
             raise ValueError(f"W must have shape [R, C, d], got {tuple(W.shape)}")
@@ -102,20 +126,29 @@ def responses(W: torch.Tensor, X: torch.Tensor | None = None, idx: torch.Tensor 
 
 
 def forward(
-    W: torch.Tensor, a: torch.Tensor, X: torch.Tensor | None = None, idx: torch.Tensor | None = None
+    W: torch.Tensor,
+    a: torch.Tensor,
+    X: torch.Tensor | None = None,
+    idx: torch.Tensor | None = None,
+    patterns: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """``N_CNN(x) = sum_c a_c max_j sigma(w_c . x[j])`` for every run and point: ``[R, m]``."""
     if a.dim() != 2 or a.shape[0] != W.shape[0] or a.shape[1] != W.shape[1]:
         raise ValueError(f"a must have shape [R, C] = {tuple(W.shape[:2])}, got {tuple(a.shape)}")
-    return torch.einsum("rmc,rc->rm", responses(W, X, idx), a)
+    return torch.einsum("rmc,rc->rm", responses(W, X, idx, patterns), a)
 
 
-def forward_fixed(W: torch.Tensor, X: torch.Tensor | None = None, idx: torch.Tensor | None = None) -> torch.Tensor:
+def forward_fixed(
+    W: torch.Tensor,
+    X: torch.Tensor | None = None,
+    idx: torch.Tensor | None = None,
+    patterns: torch.Tensor | None = None,
+) -> torch.Tensor:
     """``N_W(x)``: readout +1 on the first C/2 channels (w), -1 on the last C/2 (u).  ``[R, m]``."""
     C = W.shape[1] if W.dim() == 3 else 0
     if C % 2:
         raise ValueError(f"N_W needs an even number of channels C = 2k, got C={C}")
-    h = responses(W, X, idx)
+    h = responses(W, X, idx, patterns)
     k = C // 2
     return h[..., :k].sum(-1) - h[..., k:].sum(-1)
 

@@ -30,7 +30,6 @@ __all__ = [
     "bits",
     "detection_sums",
     "fit_by_shattering",
-    "forward_fixed_onehot",
     "psi_quantities",
     "shattered_set",
     "shattering_network",
@@ -138,39 +137,22 @@ def shattering_network(y: torch.Tensor, n: int) -> torch.Tensor:
     return torch.cat([w, u], dim=1)
 
 
-def forward_fixed_onehot(W: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
-    """``N_W(x)`` (PSI Eq. 1) for filters ``W [R, 2k, d]`` in the pattern basis and pattern indices
-    ``idx [R, m, n]``, as a gather: ``sum_c s_c max_j relu(W[r, c, idx[r, i, j]])`` with
-    ``s_c = +1`` for ``c < k`` and ``-1`` otherwise.  Returns ``[R, m]``.
-
-    A small self-contained version (chunk-friendly) used to check the VC construction; the
-    library's model is :func:`cnnbias.models.maxpool.forward_fixed`.
-    """
-    R, C, _d = W.shape
-    if C % 2:
-        raise ValueError(f"W must have an even number of channels 2k, got {C}")
-    if idx.shape[0] != R:
-        raise ValueError(f"idx must have the run axis of W ({R}), got {tuple(idx.shape)}")
-    m, n = idx.shape[1], idx.shape[2]
-    g = torch.gather(W, 2, idx.reshape(R, 1, m * n).expand(R, C, m * n))  # [R, C, m*n]
-    resp = g.reshape(R, C, m, n).clamp(min=0).amax(-1)  # [R, C, m]
-    sign = torch.ones(C, dtype=W.dtype, device=W.device)
-    sign[C // 2 :] = -1
-    return torch.einsum("c,rcm->rm", sign, resp)
-
-
 def verify_shattering(n: int, chunk: int = 4096, forward=None) -> dict:
     """Build the proof's network for EVERY labeling of ``B`` (``2^(2^(n-1))`` of them) and check
     ``N_W(x_I) = y_I`` exactly (up to 1e-9) and hence ``sign(N_W(x_I)) = y_I``.
 
-    ``forward(W, idx)`` defaults to :func:`forward_fixed_onehot`.  Returns a dict with
+    ``forward(W, idx)`` defaults to :func:`cnnbias.models.maxpool.forward_fixed`.  Returns a dict with
     ``n, points, labelings, realized`` (number of labelings with all signs right) and
     ``max_abs_err`` (max ``|N_W(x_I) - y_I|``).
     """
     n = _check_n(n)
     if n > 5:
         raise ValueError(f"n must be <= 5 (2^(2^(n-1)) labelings are enumerated), got {n}")
-    forward = forward or forward_fixed_onehot
+    if forward is None:
+        from cnnbias.models.maxpool import forward_fixed
+
+        def forward(W, idx):
+            return forward_fixed(W, idx=idx)
     N = 2 ** (n - 1)
     Y = all_labelings(N)
     B = shattered_set(n)
@@ -276,29 +258,16 @@ def train_nw_sgd(idx: torch.Tensor, y: torch.Tensor, *, k: int, d: int, sigma_g:
     ``gens[r]``), constant step ``lr``, minibatches of ``batch_size``, stop once the training loss is
     below ``loss_below`` or after ``max_epochs`` epochs, on ``config.device()`` in ``config.dtype()``.
     Returns the engine's ``TrainResult`` with ``params`` moved back to the CPU in float64."""
-    from cnnbias import config, engine
-    from cnnbias.models import maxpool
+    from cnnbias import config
+    from cnnbias.psi_train import init_W, train_psi
 
     R, m, _ = idx.shape
     if len(gens) != R:
         raise ValueError(f"gens must hold one generator per run ({R}), got {len(gens)}")
-    seeds, Ws = [], []
-    for g in gens:
-        Ws.append(sigma_g * torch.randn(2 * k, d, generator=g, dtype=torch.float64))
-        seeds.append(int(torch.randint(0, 2**62, (1,), generator=g)))
-
-    def loss_fn(p, batch):
-        out = maxpool.forward_fixed(p["W"], idx=batch.take(idx))
-        return engine.hinge(batch.take(y) * out).mean(-1)
-
-    bs = int(batch_size)
-    sgd = bs < m
     dev = config.device()
-    dt = config.dtype(dev)
-    idx, y = idx.to(dev), y.to(device=dev, dtype=dt)
-    res = engine.train(loss_fn, {"W": torch.stack(Ws).to(device=dev, dtype=dt)}, optimizer="sgd" if sgd else "gd",
-                       lr=lr, stop=engine.StopRule(max_epochs=int(max_epochs), loss_below=loss_below),
-                       n_train=m if sgd else None, batch_size=bs if sgd else None,
-                       shuffle_seeds=seeds if sgd else None)
-    res.params = {k: v.cpu().double() for k, v in res.params.items()}
+    W0 = init_W(k, d, sigma_g, gens, dtype=config.dtype(dev), device=dev)
+    seeds = [int(torch.randint(0, 2**62, (1,), generator=g)) for g in gens]
+    res = train_psi(W0, y.to(dev), idx=idx.to(dev), lr=lr, batch_size=min(int(batch_size), m),
+                    max_epochs=max_epochs, shuffle_seeds=seeds, loss_below=loss_below)
+    res.params = {name: v.cpu().double() for name, v in res.params.items()}
     return res

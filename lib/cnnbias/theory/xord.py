@@ -354,12 +354,13 @@ def eq3_loss(out: Tensor, y: Tensor, gamma: float | Tensor) -> Tensor:
 def forward_patterns(W: Tensor, pats: Tensor, idx: Tensor, mask: Tensor | None = None) -> Tensor:
     """Eq. 1 / Eq. 8 on pattern-index inputs: ``N_W`` for ``W [R, 2K, dim]``, pattern matrix ``pats [L, dim]`` and
     ``idx [R, m, n]``.  Computed as ``cnnbias.models.maxpool.forward_fixed`` of the projections ``W pats^T``
-    (a gather over the ``L`` patterns), which equals the dense forward pass on ``pats[idx]``."""
+    (a gather over the ``L`` patterns, ``patterns=`` of the core model), which equals the dense forward pass on
+    ``pats[idx]``."""
     from cnnbias.models import maxpool
 
     if mask is not None:
         W = W * mask[..., None]
-    return maxpool.forward_fixed(W @ pats.T, idx=idx)
+    return maxpool.forward_fixed(W, idx=idx, patterns=pats)
 
 
 def train_fixed_readout(
