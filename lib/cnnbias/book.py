@@ -405,10 +405,8 @@ def execute_notebooks(paths: Sequence[str | os.PathLike], root: str | os.PathLik
                                 allow_errors=False, resources={"metadata": {"path": str(path.parent)}})
         log(f"executing {rel} ...")
         t0 = time.perf_counter()
-        try:
-            client.execute()
-        finally:
-            seconds = time.perf_counter() - t0
+        client.execute()
+        seconds = time.perf_counter() - t0
         nbformat.write(nb, path)
         row = {"notebook": str(rel), "seconds": f"{seconds:.0f}", "scale": scale, "device": device,
                "cpus": str(os.cpu_count() or 0)}
