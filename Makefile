@@ -89,6 +89,7 @@ test: setup
 	@$(MAKE) test-html
 
 test-lib: setup
+	$(VENV)/bin/ruff check lib tests benchmarks
 	$(PY) -m pytest tests/ -q -m "not book and not browser" -p no:cacheprovider
 
 test-nbval: setup

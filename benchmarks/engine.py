@@ -32,7 +32,6 @@ import resource
 import time
 
 import torch
-
 from cnnbias import config
 from cnnbias.data import patterns
 from cnnbias.engine import Batch, StopRule, logistic, train

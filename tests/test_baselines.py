@@ -9,7 +9,6 @@ from cnnbias.baselines import (
     svm_fit_predict,
 )
 from cnnbias.data import patterns as P
-from cnnbias.models import maxpool
 
 
 def test_padding_does_not_change_a_run():

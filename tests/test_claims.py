@@ -3,7 +3,6 @@
 import math
 
 import pytest
-
 from cnnbias.claims import CLAIM_LINE, Claims, fmt
 
 

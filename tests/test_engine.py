@@ -2,7 +2,6 @@
 
 import pytest
 import torch
-
 from cnnbias import config
 from cnnbias.engine import Batch, StopRule, hinge, logistic, permutations, train
 from cnnbias.models import maxpool

@@ -6,7 +6,6 @@ matplotlib.use("Agg")
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
-
 from cnnbias import plotting  # noqa: E402
 
 

@@ -4,7 +4,6 @@ import math
 
 import pytest
 import torch
-
 from cnnbias.data import xord as X
 from cnnbias.models import maxpool
 from cnnbias.theory import xord as T
