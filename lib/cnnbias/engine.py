@@ -138,7 +138,6 @@ class TrainResult:
 
 # --- counter-based shuffling ----------------------------------------------------------------------
 
-_M64 = (1 << 64) - 1
 
 
 def _signed(c: int) -> int:
