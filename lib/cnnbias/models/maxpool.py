@@ -58,7 +58,8 @@ class _OneHotMaxPool(torch.autograd.Function):
 
     The gradient of ``h[r, i, c]`` w.r.t. ``W`` is the indicator of the maximizing pattern
     ``P[r, i, c] = idx[r, i, j*]`` (times ``1{h > 0}``), so the backward pass scatters ``[R, m, C]``
-    values instead of materializing a dense ``[R, m, n, C]`` gradient of the max.
+    values instead of materializing a dense ``[R, m, n, C]`` gradient of the max.  The forward pass
+    keeps a running maximum over the n patches, so memory is ``O(R m C)`` whatever n is.
     """
 
     @staticmethod
@@ -66,11 +67,16 @@ class _OneHotMaxPool(torch.autograd.Function):
         R, C, d = W.shape
         m, n = idx.shape[1], idx.shape[2]
         Wt = W.detach().transpose(1, 2).reshape(R * d, C)  # rows: (run, pattern)
-        rows = (idx + (torch.arange(R, device=idx.device) * d)[:, None, None]).reshape(-1)
-        z = Wt.index_select(0, rows).reshape(R, m, n, C)
-        val, jstar = z.max(dim=2)  # [R, m, C]
-        pat = torch.gather(idx, 2, jstar)  # maximizing pattern per (run, point, channel)
-        ctx.save_for_backward(pat, val > 0)
+        rows = (idx + (torch.arange(R, device=idx.device) * d)[:, None, None]).permute(2, 0, 1).reshape(n, R * m)
+        # running max over the n patches: never forms the [R, m, n, C] products (O(R m C) memory)
+        val = Wt.index_select(0, rows[0]).reshape(R, m, C)
+        pat = idx[:, :, :1].expand(R, m, C)
+        for j in range(1, n):
+            z = Wt.index_select(0, rows[j]).reshape(R, m, C)
+            better = z > val  # strict: the first maximizing patch wins ties
+            val = torch.maximum(val, z)
+            pat = torch.where(better, idx[:, :, j : j + 1], pat)
+        ctx.save_for_backward(pat.contiguous(), val > 0)
         ctx.shape = (R, C, d)
         return torch.relu(val)
 
