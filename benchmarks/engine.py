@@ -7,8 +7,8 @@ default, as in the PSI experiments, so ``w . x[j]`` is a gather (``--patterns or
 dense Haar-random orthogonal patterns and a batched matrix product instead).
 
 - *batched*: :func:`cnnbias.engine.train` trains all R runs as one tensor program;
-- *loop*: for r = 1..R, a textbook PyTorch loop (``torch.optim.SGD``, one run at a time) on the
-  same data and initialization.
+- *loop*: for r = 1..R, a plain PyTorch GD loop (autograd, ``w -= lr * grad``, one run at a time)
+  on the same data and initialization.
 
 Both run in the same process, the same dtype and device; the script checks that the two give the
 same final parameters, then prints wall times, peak memory and, as its last line,
@@ -66,16 +66,17 @@ def run_batched(X, y, W, a, steps: int, lr: float):
 
 
 def run_loop(X, y, W, a, steps: int, lr: float):
+    """The same runs one at a time: a plain PyTorch GD loop (``w <- w - lr * grad``, as the engine)."""
     outW, outa = [], []
     for r in range(W.shape[0]):
         w = W[r : r + 1].clone().requires_grad_(True)
         ar = a[r : r + 1].clone().requires_grad_(True)
-        opt = torch.optim.SGD([w, ar], lr=lr)
         for _ in range(steps):
-            opt.zero_grad()
             loss = logistic(y[r : r + 1] * _net(w, ar, X[r : r + 1])).mean()
-            loss.backward()
-            opt.step()
+            gw, ga = torch.autograd.grad(loss, (w, ar))
+            with torch.no_grad():
+                w.sub_(lr * gw)
+                ar.sub_(lr * ga)
         outW.append(w.detach())
         outa.append(ar.detach())
     return {"W": torch.cat(outW), "a": torch.cat(outa)}

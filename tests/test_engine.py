@@ -183,3 +183,30 @@ def test_batch_take_checks_run_axis():
         b.take(torch.zeros(4, 2))
     bi = Batch(torch.tensor([0, 2]), torch.tensor([[1], [0]]), 3)
     assert torch.equal(bi.take(t), torch.tensor([[1.0], [4.0]]))
+
+
+def test_logistic_matches_softplus_and_is_batch_invariant():
+    g = torch.Generator().manual_seed(7)
+    z = 4 * torch.randn(50, 13, generator=g, dtype=torch.float64)
+    assert torch.allclose(logistic(z), torch.nn.functional.softplus(-z), atol=1e-15, rtol=0)
+    assert torch.isfinite(logistic(torch.tensor([-800.0, 800.0], dtype=torch.float64))).all()
+
+    def grad(zz):
+        zz = zz.clone().requires_grad_(True)
+        return torch.autograd.grad(logistic(zz).mean(-1).sum(), zz)[0]
+
+    full = grad(z)
+    for r in range(z.shape[0]):
+        assert torch.equal(full[r], grad(z[r : r + 1])[0])
+
+
+def test_batched_equals_one_by_one_over_a_long_run():
+    """1500 GD steps of the max-pooling CNN: near-ties in the max would amplify any last-bit
+    difference between batched and single runs; there must be none."""
+    idx, y, W, a = _problem()
+    kw = dict(optimizer="gd", lr=0.5, stop=StopRule(max_epochs=1500))
+    res = train(_loss(idx, y), {"W": W, "a": a}, **kw)
+    for r in (0, R - 1):
+        one = train(_loss(idx[r : r + 1], y[r : r + 1]), {"W": W[r : r + 1], "a": a[r : r + 1]}, **kw)
+        for name in ("W", "a"):
+            assert torch.allclose(res.params[name][r], one.params[name][0], atol=1e-10, rtol=0)

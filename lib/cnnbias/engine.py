@@ -44,8 +44,15 @@ def hinge(z: torch.Tensor, margin: float = 1.0) -> torch.Tensor:
 
 
 def logistic(z: torch.Tensor) -> torch.Tensor:
-    """Binary cross-entropy (logistic) loss ``log(1 + exp(-z))`` of the margin ``z``, computed stably."""
-    return torch.nn.functional.softplus(-z)
+    """Binary cross-entropy (logistic) loss ``log(1 + exp(-z))`` of the margin ``z``, computed stably
+    as ``relu(-z) + log1p(exp(-|z|))``.
+
+    Not ``softplus(-z)``: torch's fused softplus backward rounds differently in its vectorized and
+    scalar code paths, so a run's gradient changed in the last bit with the number of runs batched,
+    and over thousands of steps a near-tie in a max-pool could amplify that to 1e-6.  This form's
+    backward is plain elementwise arithmetic, identical for any batch size (tested).
+    """
+    return torch.relu(-z) + torch.log1p(torch.exp(-z.abs()))
 
 
 @dataclass(frozen=True)

@@ -141,7 +141,9 @@ def forward(
     """``N_CNN(x) = sum_c a_c max_j sigma(w_c . x[j])`` for every run and point: ``[R, m]``."""
     if a.dim() != 2 or a.shape[0] != W.shape[0] or a.shape[1] != W.shape[1]:
         raise ValueError(f"a must have shape [R, C] = {tuple(W.shape[:2])}, got {tuple(a.shape)}")
-    return torch.einsum("rmc,rc->rm", responses(W, X, idx, patterns), a)
+    # an elementwise product and a last-axis sum (not a bmm): the same arithmetic for every run,
+    # however many runs are batched, so batched and one-by-one training agree bit for bit
+    return (responses(W, X, idx, patterns) * a[:, None, :]).sum(-1)
 
 
 def forward_fixed(
