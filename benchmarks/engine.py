@@ -10,8 +10,10 @@ dense Haar-random orthogonal patterns and a batched matrix product instead).
 - *loop*: for r = 1..R, the textbook PyTorch loop (``torch.optim.SGD``), one run at a time, on the
   same data and initialization; also a minimal loop (``torch.autograd.grad``, ``w -= lr * grad``).
 
-Both run in the same process, the same dtype and device; the script checks that the two give the
-same final parameters, then prints wall times, peak memory and, as its last line,
+Both run in the same process, the same dtype and device; the script checks that the minimal loop,
+which updates with the engine's arithmetic, gives the same final parameters (torch.optim's update
+rounds differently in the last bit, and over thousands of steps a near-tie in a max can amplify
+that, so that difference is only printed), then prints wall times, peak memory and, as its last line,
 ``batched/loop speedup: <x>`` (against the textbook loop; the line before gives the minimal loop's).
 
 The default size is that of the XORD paper's Fig. 1 (100 runs per channel count, 6 + 6 training
@@ -140,9 +142,12 @@ def main(argv=None) -> float:
         loops[kind] = tl * args.runs / L
         print(f"loop ({kind}): {loops[kind]:8.2f} s  ({tl / (L * steps) * 1e6:.0f} us/step per run){note}")
         err = max(float((pb[k][:L] - pl[k]).abs().max()) for k in ("W", "a"))
-        print(f"  max |batched - loop| over final parameters: {err:.2e} (tolerance {tol:.0e})")
-        if not err <= tol:
-            raise SystemExit("batched and loop results differ")
+        if kind == "plain":  # the engine's own arithmetic (w - lr * g): must agree
+            print(f"  max |batched - loop| over final parameters: {err:.2e} (tolerance {tol:.0e})")
+            if not err <= tol:
+                raise SystemExit("batched and loop results differ")
+        else:  # torch.optim rounds its update differently; a near-tie in a max can amplify that
+            print(f"  max |batched - loop| over final parameters: {err:.2e} (different update rounding)")
     peak_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     line = f"peak memory: process RSS {peak_rss:.0f} MiB"
     if dev.type == "cuda":
