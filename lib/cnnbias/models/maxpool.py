@@ -26,27 +26,35 @@ import torch
 __all__ = ["responses", "forward", "forward_fixed", "fixed_readout", "dot_products", "pattern_products"]
 
 
+def _check_inputs(W: torch.Tensor, X: torch.Tensor | None, idx: torch.Tensor | None) -> None:
+    """Shapes and dtypes of the filters and of exactly one of the two input forms."""
+    if W.dim() != 3:
+        raise ValueError(f"W must have shape [R, C, d], got {tuple(W.shape)}")
+    if (X is None) == (idx is None):
+        raise ValueError("pass exactly one of X (dense patches [R, m, n, d]) or idx (one-hot indices [R, m, n])")
+    R, _, d = W.shape
+    if X is not None:
+        if X.dim() != 4 or X.shape[0] != R or X.shape[-1] != d:
+            raise ValueError(f"X must have shape [R={R}, m, n, d={d}], got {tuple(X.shape)}")
+        return
+    if idx.dim() != 3 or idx.shape[0] != R:
+        raise ValueError(f"idx must have shape [R={R}, m, n], got {tuple(idx.shape)}")
+    if idx.dtype != torch.int64:
+        raise ValueError("idx must be int64 pattern indices")
+
+
 def dot_products(W: torch.Tensor, X: torch.Tensor | None = None, idx: torch.Tensor | None = None) -> torch.Tensor:
     """All ``w_c . x[j]``: ``[R, m, n, C]`` for ``W [R, C, d]`` and ``X [R, m, n, d]`` or ``idx [R, m, n]``.
 
     Dense inputs use one batched matrix product ``[R, m n, d] @ [R, d, C]``; one-hot indices gather
     rows of ``W^T`` (``[R, d, C]``), so the cost is ``O(R m n C)`` whatever d is.
     """
-    if W.dim() != 3:
-        raise ValueError(f"W must have shape [R, C, d], got {tuple(W.shape)}")
-    if (X is None) == (idx is None):
-        raise ValueError("pass exactly one of X (dense patches [R, m, n, d]) or idx (one-hot indices [R, m, n])")
+    _check_inputs(W, X, idx)
     R, C, d = W.shape
     if X is not None:
-        if X.dim() != 4 or X.shape[0] != R or X.shape[-1] != d:
-            raise ValueError(f"X must have shape [R={R}, m, n, d={d}], got {tuple(X.shape)}")
         m, n = X.shape[1], X.shape[2]
         z = torch.bmm(X.reshape(R, m * n, d).to(W.dtype), W.transpose(1, 2))
         return z.reshape(R, m, n, C)
-    if idx.dim() != 3 or idx.shape[0] != R:
-        raise ValueError(f"idx must have shape [R={R}, m, n], got {tuple(idx.shape)}")
-    if idx.dtype != torch.int64:
-        raise ValueError("idx must be int64 pattern indices")
     m, n = idx.shape[1], idx.shape[2]
     flat = idx.reshape(R, m * n, 1).expand(R, m * n, C)
     z = torch.gather(W.transpose(1, 2), 1, flat)
@@ -95,6 +103,8 @@ class _OneHotMaxPool(torch.autograd.Function):
 
 def pattern_products(W: torch.Tensor, patterns: torch.Tensor) -> torch.Tensor:
     """``G[r, c, i] = w_c . p_i`` for ``W [R, C, d]`` and ``patterns [l, d]`` or ``[R, l, d]``."""
+    if W.dim() != 3:
+        raise ValueError(f"W must have shape [R, C, d], got {tuple(W.shape)}")
     P = patterns.to(W.dtype)
     if P.dim() == 2 and P.shape[1] == W.shape[2]:
         return W @ P.T
@@ -117,16 +127,9 @@ def responses(
     if patterns is not None:
         if idx is None or X is not None:
             raise ValueError("patterns goes with idx (pattern indices), not with dense X")
-        if W.dim() != 3:
-            raise ValueError(f"W must have shape [R, C, d], got {tuple(W.shape)}")
         W = pattern_products(W, patterns)
-    if idx is not None and X is None:
-        if W.dim() != 3:
-            raise ValueError(f"W must have shape [R, C, d], got {tuple(W.shape)}")
-        if idx.dim() != 3 or idx.shape[0] != W.shape[0]:
-            raise ValueError(f"idx must have shape [R={W.shape[0]}, m, n], got {tuple(idx.shape)}")
-        if idx.dtype != torch.int64:
-            raise ValueError("idx must be int64 pattern indices")
+    _check_inputs(W, X, idx)
+    if idx is not None:
         return _OneHotMaxPool.apply(W, idx)
     return torch.relu(dot_products(W, X, idx).max(dim=2).values)
 
