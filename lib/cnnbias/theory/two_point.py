@@ -223,6 +223,24 @@ def _greedy_subtract(D0: Tensor, allowed: Tensor, t: int) -> Tensor:
     return (rank < t) & (Dm > 0)
 
 
+def _lemma_f5_half(D, c, parts, *, own: int, other: int, greedy_mask, am, h, t, eye):
+    """The displacement of one filter set (w or u) in Lemma F.5; the u set mirrors the w set with
+    p1 and p2 exchanged.  ``parts`` are the group codes of (not detecting, detecting the own
+    discriminative pattern, detecting a spurious pattern)."""
+    out = torch.zeros_like(D)
+    # -(c/2) p_other if the filter is outside the detectors and w_0 . p_other > 0
+    m1 = (c == parts[0]) & (D[..., other] > 0)
+    out[..., other] -= h * m1.to(D)
+    # detectors of the own pattern
+    m2 = c == parts[1]
+    alpha = _greedy_subtract(D, greedy_mask, t).to(D)
+    out += m2[..., None].to(D) * (-h * alpha + (h * t) * eye[own])
+    # detectors of a spurious pattern: -(c/2) p_other + (c/2) p_i
+    m3 = (c == parts[2])[..., None].to(D)
+    out += m3 * (-h * eye[other] + h * eye[am])
+    return out
+
+
 def lemma_f5_predict(W0: Tensor, data: TwoPointSet, c_eta: float, t: int) -> Tensor:
     """The closed forms of Lemma F.5 for W_t (valid for 1 <= t <= t* when max|W_0| << eta = c_eta/k): [R, 2k, d]."""
     if t < 1:
@@ -242,26 +260,9 @@ def lemma_f5_predict(W0: Tensor, data: TwoPointSet, c_eta: float, t: int) -> Ten
     ap, _ = _argmax_over(Dw, not2)
     bn, _ = _argmax_over(Du, not1)
     eye = torch.eye(d, dtype=W0.dtype)
-    # part 1: j not in A_w -> -(c/2) p2 if w_0 . p2 > 0
-    dw = torch.zeros_like(Dw)
-    m1 = (cw == 1) & (Dw[..., 1] > 0)
-    dw[..., 1] -= h * m1.to(W0)
-    # part 2: j in W_0^+(1)
-    m2 = (cw == 2)
-    alpha = _greedy_subtract(Dw, not1, t).to(W0)
-    dw += m2[..., None].to(W0) * (-h * alpha + (h * t) * eye[0])
-    # part 4: -(c/2) p2 + (c/2) p_i
-    m4 = (cw == 4)[..., None].to(W0)
-    dw += m4 * (-h * eye[1] + h * eye[ap])
-    # parts 5, 6, 8 (u filters)
-    du = torch.zeros_like(Du)
-    m5 = (cu == 5) & (Du[..., 0] > 0)
-    du[..., 0] -= h * m5.to(W0)
-    m6 = (cu == 6)
-    beta = _greedy_subtract(Du, not2, t).to(W0)
-    du += m6[..., None].to(W0) * (-h * beta + (h * t) * eye[1])
-    m8 = (cu == 8)[..., None].to(W0)
-    du += m8 * (-h * eye[0] + h * eye[bn])
+    # w filters: parts 1, 2, 4 (own pattern p1, other p2); u filters: parts 5, 6, 8 (roles swapped)
+    dw = _lemma_f5_half(Dw, cw, (1, 2, 4), own=0, other=1, greedy_mask=not1, am=ap, h=h, t=t, eye=eye)
+    du = _lemma_f5_half(Du, cu, (5, 6, 8), own=1, other=0, greedy_mask=not2, am=bn, h=h, t=t, eye=eye)
     Wt[:, :k] += dw
     Wt[:, k:] += du
     return Wt
