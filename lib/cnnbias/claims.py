@@ -1,32 +1,57 @@
 """Claims: what a chapter reproduces, as comparisons that can fail.
 
-A claim has an id (``<chapter>.<name>``), a statement, the measured value, what the paper says, the
-tolerance or rule, and PASS/FAIL.  A chapter collects its claims in a :class:`Claims` and prints them
-with :meth:`Claims.report` in one cell; each printed line reads::
+A claim has an id (``<chapter>.<name>``), a statement, the measured value(s), what the paper says,
+the tolerance or rule, and PASS/FAIL.  A chapter collects its claims in a :class:`Claims` and shows
+them with :meth:`Claims.report` in one cell.  The cell's output is one display bundle with
 
-    <id>  PASS|FAIL  measured=<...> | paper=<...> | tol=<...>
+- ``text/plain``: one readable line per claim, ``<id>  PASS|FAIL  measured=<...> | paper=<...> | tol=<...>``
+  followed by its statement, indented;
+- ``text/html``: the same as a table (what the rendered book shows);
+- :data:`CLAIMS_MIME` (``application/vnd.cnnbias.claims+json``): ``{"claims": [record, ...]}``, one
+  machine-readable record per claim (:meth:`Claim.record`): id, statement, status, the measured
+  value(s) as numbers, the standard error where there is one, the tolerance, the paper's value and
+  the scale.  The claims summary and every tool read these records, never the text.
 
-so that :mod:`cnnbias.book` can read every notebook's stored output and list what the book
-reproduces.  Numbers are printed with 4 significant digits so that stored outputs are stable.
+Numbers in records and lines are rounded to :data:`SIG_DIGITS` significant digits, so that a
+record is the same on every machine; a claim's status is decided on the unrounded numbers, and
+the chapters make the quantities a status depends on robust (ties with a tolerance, see
+:func:`cnnbias.stats.is_tie`).
 """
 
 from __future__ import annotations
 
+import html
 import math
+import os
 import re
-from dataclasses import asdict, dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
-__all__ = ["Claim", "Claims", "fmt", "CLAIM_LINE"]
+__all__ = ["Claim", "Claims", "fmt", "rounded", "CLAIMS_MIME", "SIG_DIGITS"]
 
-#: Regular expression matching one printed claim line (used by :mod:`cnnbias.book`).
-CLAIM_LINE = re.compile(
-    r"^(?P<id>[A-Za-z0-9_]+\.[A-Za-z0-9_.]+)\s+(?P<status>PASS|FAIL)\s+measured=(?P<measured>.*?)"
-    r" \| paper=(?P<paper>.*?) \| tol=(?P<tol>.*)$"
-)
+#: MIME type of the claims records in a claims cell's output (read by ``tools/booktools``).
+CLAIMS_MIME = "application/vnd.cnnbias.claims+json"
+#: Significant digits of the numbers in claim lines and records.
+SIG_DIGITS = 4
+
+_ID = re.compile(r"[A-Za-z0-9_]+\.[A-Za-z0-9_.]+")
+_NUMBER = re.compile(r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?")
+
+
+def rounded(x, digits: int = SIG_DIGITS):
+    """``x`` as a float rounded to ``digits`` significant digits (ints and None unchanged; NaN/inf kept)."""
+    if x is None or isinstance(x, bool):
+        return x
+    if isinstance(x, int):
+        return x
+    v = float(x)
+    if not math.isfinite(v) or v == 0:
+        return v if math.isfinite(v) else v
+    return float(f"{v:.{digits}g}")
 
 
 def fmt(x) -> str:
-    """Format a number with 4 significant digits (ints exactly); other values with ``str``."""
+    """Format a number with :data:`SIG_DIGITS` significant digits (ints exactly); other values with ``str``."""
     if isinstance(x, bool):
         return str(x)
     if isinstance(x, int):
@@ -41,12 +66,37 @@ def fmt(x) -> str:
         return "inf" if v > 0 else "-inf"
     if v == 0:
         return "0"
-    return f"{v:.4g}"
+    return f"{v:.{SIG_DIGITS}g}"
+
+
+def _json_number(v):
+    """A JSON-safe number: NaN and infinities become strings (JSON has no literal for them)."""
+    if v is None or isinstance(v, (bool, int)):
+        return v
+    v = rounded(v)
+    return v if math.isfinite(v) else ("nan" if math.isnan(v) else ("inf" if v > 0 else "-inf"))
+
+
+def _values(value, measured: str) -> dict[str, object]:
+    """The measured numbers of a claim: ``value`` (a number or a mapping name -> number); without
+    it, the numbers written in ``measured`` (``x0``, ``x1``, ...)."""
+    if value is None:
+        return {f"x{i}": _json_number(float(t)) for i, t in enumerate(_NUMBER.findall(measured))}
+    if isinstance(value, Mapping):
+        return {str(k): _json_number(float(v)) for k, v in value.items()}
+    return {"value": _json_number(float(value))}
+
+
+def _scale() -> str:
+    # The scale as config.scale() reads it, without importing torch here.
+    return (os.environ.get("CNNBIAS_SCALE", "book").strip().lower() or "book")
 
 
 @dataclass(frozen=True)
 class Claim:
-    """One checked claim."""
+    """One checked claim.  ``values`` holds the measured numbers (rounded), ``se`` the standard error
+    of the measured quantity when it is a Monte Carlo estimate, ``paper_value`` the paper's number
+    when it states one."""
 
     id: str
     statement: str
@@ -54,6 +104,10 @@ class Claim:
     paper: str
     tolerance: str
     passed: bool
+    values: dict = field(default_factory=dict)
+    se: float | None = None
+    paper_value: float | None = None
+    scale: str = "book"
 
     @property
     def status(self) -> str:
@@ -65,53 +119,90 @@ class Claim:
     def line(self) -> str:
         return f"{self.id}  {self.status}  measured={self.measured} | paper={self.paper} | tol={self.tolerance}"
 
+    def record(self) -> dict:
+        """The machine-readable record (JSON-serializable)."""
+        return {
+            "id": self.id,
+            "statement": self.statement,
+            "status": self.status,
+            "values": dict(self.values),
+            "se": _json_number(self.se),
+            "tolerance": self.tolerance,
+            "paper": self.paper,
+            "paper_value": _json_number(self.paper_value),
+            "measured": self.measured,
+            "scale": self.scale,
+        }
+
+
+def _nonneg(name: str, x) -> float:
+    v = float(x)
+    if not v >= 0:  # also rejects NaN
+        raise ValueError(f"{name} must be a number >= 0, got {x!r}")
+    return v
+
 
 class Claims:
-    """The claims of one chapter.  ``prefix`` (e.g. ``"convlin"``) must start every id."""
+    """The claims of one chapter.  ``prefix`` (e.g. ``"convlin"``) must start every id.
 
-    def __init__(self, prefix: str):
+    ``scale`` is written into every record (default: ``CNNBIAS_SCALE``, i.e. the scale that
+    produced the chapter's numbers).
+    """
+
+    def __init__(self, prefix: str, scale: str | None = None):
         if not re.fullmatch(r"[A-Za-z0-9_]+", prefix or ""):
             raise ValueError(f"prefix must be a word such as 'convlin', got {prefix!r}")
         self.prefix = prefix
+        self.scale = scale or _scale()
         self._claims: list[Claim] = []
 
     # -- adding -------------------------------------------------------------------------------
     def _add(self, claim: Claim) -> Claim:
         if not claim.id.startswith(self.prefix + "."):
             raise ValueError(f"claim id {claim.id!r} must start with {self.prefix + '.'!r}")
-        if not re.fullmatch(r"[A-Za-z0-9_]+\.[A-Za-z0-9_.]+", claim.id):
+        if not _ID.fullmatch(claim.id):
             raise ValueError(f"claim id {claim.id!r} must look like '<prefix>.<name>' (letters, digits, _)")
         if any(c.id == claim.id for c in self._claims):
             raise ValueError(f"claim id {claim.id!r} was already added")
         self._claims.append(claim)
         return claim
 
-    def check(self, id: str, statement: str, passed: bool, measured: str, paper: str, tolerance: str) -> Claim:
-        """A general claim whose rule the caller evaluated (``passed``) and describes (``tolerance``)."""
-        return self._add(Claim(id, statement, str(measured), str(paper), str(tolerance), bool(passed)))
+    def check(self, id: str, statement: str, passed: bool, measured, paper, tolerance, *,
+              value=None, se=None, paper_value=None) -> Claim:
+        """A general claim whose rule the caller evaluated (``passed``) and describes (``tolerance``).
 
-    def at_least(self, id: str, statement: str, measured, bound, paper: str = "") -> Claim:
+        ``value``: the measured number, or a mapping of named numbers, for the record (default: the
+        numbers written in ``measured``); ``se``: its standard error; ``paper_value``: the paper's number.
+        """
+        measured = str(measured)
+        return self._add(Claim(
+            id, statement, measured, str(paper), str(tolerance), bool(passed),
+            values=_values(value, measured), se=None if se is None else rounded(_nonneg("se", se)),
+            paper_value=None if paper_value is None else rounded(float(paper_value)), scale=self.scale))
+
+    def at_least(self, id: str, statement: str, measured, bound, paper: str = "", *, se=None,
+                 paper_value=None) -> Claim:
         """PASS iff ``measured >= bound`` (NaN fails)."""
         m = float(measured)
-        return self.check(id, statement, m >= float(bound), fmt(m), paper or f">= {fmt(bound)}", f">= {fmt(bound)}")
+        return self.check(id, statement, m >= float(bound), fmt(m), paper or f">= {fmt(bound)}", f">= {fmt(bound)}",
+                          value=m, se=se, paper_value=paper_value)
 
-    def at_most(self, id: str, statement: str, measured, bound, paper: str = "") -> Claim:
+    def at_most(self, id: str, statement: str, measured, bound, paper: str = "", *, se=None,
+                paper_value=None) -> Claim:
         """PASS iff ``measured <= bound`` (NaN fails)."""
         m = float(measured)
-        return self.check(id, statement, m <= float(bound), fmt(m), paper or f"<= {fmt(bound)}", f"<= {fmt(bound)}")
+        return self.check(id, statement, m <= float(bound), fmt(m), paper or f"<= {fmt(bound)}", f"<= {fmt(bound)}",
+                          value=m, se=se, paper_value=paper_value)
 
-    def close(self, id: str, statement: str, measured, target, tol, paper: str = "") -> Claim:
+    def close(self, id: str, statement: str, measured, target, tol, paper: str = "", *, se=None) -> Claim:
         """PASS iff ``|measured - target| <= tol``."""
-        m, t, e = float(measured), float(target), float(tol)
-        if e < 0:
-            raise ValueError(f"tol must be >= 0, got {tol}")
-        return self.check(id, statement, abs(m - t) <= e, fmt(m), paper or fmt(t), f"|x - {fmt(t)}| <= {fmt(e)}")
+        m, t, e = float(measured), float(target), _nonneg("tol", tol)
+        return self.check(id, statement, abs(m - t) <= e, fmt(m), paper or fmt(t), f"|x - {fmt(t)}| <= {fmt(e)}",
+                          value=m, se=se, paper_value=t)
 
     def greater(self, id: str, statement: str, a, b, se, k: float = 2.0, paper: str = "") -> Claim:
         """PASS iff ``a - b > k * se`` (a difference larger than ``k`` standard errors)."""
-        a, b, se = float(a), float(b), float(se)
-        if se < 0:
-            raise ValueError(f"se must be >= 0, got {se}")
+        a, b, se = float(a), float(b), _nonneg("se", se)
         return self.check(
             id,
             statement,
@@ -119,6 +210,8 @@ class Claims:
             f"{fmt(a)} - {fmt(b)} = {fmt(a - b)} (se {fmt(se)})",
             paper or "a > b",
             f"diff > {fmt(k)} se",
+            value={"a": a, "b": b, "diff": a - b},
+            se=se,
         )
 
     # -- reading ------------------------------------------------------------------------------
@@ -137,17 +230,51 @@ class Claims:
         return sum(c.passed for c in self._claims)
 
     def as_records(self) -> list[dict]:
-        return [asdict(c) | {"status": c.status} for c in self._claims]
+        """One record per claim (see :meth:`Claim.record`)."""
+        return [c.record() for c in self._claims]
+
+    def text(self, statements: bool = True) -> str:
+        """The readable lines: one per claim (with its statement, indented), then the counts."""
+        out = []
+        for c in self._claims:
+            out.append(c.line())
+            if statements:
+                out.append(f"    {c.statement}")
+        out.append(f"{self.prefix}: {self.n_passed} of {len(self._claims)} claims pass")
+        return "\n".join(out)
+
+    def html(self) -> str:
+        """The claims as an HTML table (id, status, measured, paper, tolerance, statement)."""
+        esc = html.escape
+        rows = []
+        for c in self._claims:
+            status = f"<strong>{c.status}</strong>" if not c.passed else c.status
+            rows.append(
+                f"<tr><td><code>{esc(c.id)}</code></td><td>{status}</td><td>{esc(c.measured)}</td>"
+                f"<td>{esc(c.paper)}</td><td>{esc(c.tolerance)}</td><td>{esc(c.statement)}</td></tr>")
+        return (
+            '<table class="cnnbias-claims"><thead><tr><th>claim</th><th>status</th><th>measured</th>'
+            "<th>paper</th><th>tolerance</th><th>statement</th></tr></thead><tbody>"
+            + "".join(rows)
+            + f"</tbody></table><p>{esc(self.prefix)}: {self.n_passed} of {len(self._claims)} claims pass "
+            f"(scale {esc(self.scale)}).</p>")
+
+    def bundle(self) -> dict:
+        """The display bundle of :meth:`report`: text, HTML table and the JSON records."""
+        return {"text/plain": self.text(), "text/html": self.html(),
+                CLAIMS_MIME: {"claims": self.as_records()}}
 
     def report(self, statements: bool = True) -> None:
-        """Print one line per claim (id, PASS/FAIL, measured, paper, tolerance), then the counts.
-
-        With ``statements`` each line is followed by the claim's statement, indented.
-        """
+        """Show the claims: in IPython one display bundle (text, HTML table, JSON records); else print
+        the readable lines."""
         if not self._claims:
             raise ValueError("no claims to report")
-        for c in self._claims:
-            print(c.line())
-            if statements:
-                print(f"    {c.statement}")
-        print(f"{self.prefix}: {self.n_passed} of {len(self._claims)} claims pass")
+        try:
+            from IPython import get_ipython
+            from IPython.display import display
+        except ImportError:  # pragma: no cover - IPython is a dependency of the book extra
+            get_ipython = lambda: None  # noqa: E731
+        if get_ipython() is None:
+            print(self.text(statements))
+            return
+        display(self.bundle(), raw=True)
