@@ -29,7 +29,14 @@ MATHJAX_CACHE := .cache/mathjax
 SETUP_STAMP := $(VENV)/.cnnbias-setup
 MATHJAX_STAMP := $(MATHJAX_DIR)/.mathjax-$(MATHJAX_VERSION)
 
-BOOK_ENV := CNNBIAS_SCALE=book CNNBIAS_DEVICE=cpu CNNBIAS_PROGRESS=0 PYTHONHASHSEED=0
+# Every variable that changes stored outputs is fixed here, whatever the caller's shell exports:
+# scale, device, dtype, threads (one torch thread per kernel), no MNIST folder (bundled digits).
+BOOK_ENV := env -u CNNBIAS_MNIST_DIR CNNBIAS_SCALE=book CNNBIAS_DEVICE=cpu CNNBIAS_DTYPE=float64 \
+  CNNBIAS_THREADS=1 CNNBIAS_PROGRESS=0 PYTHONHASHSEED=0
+# Notebooks executed (or checked by nbval) at once, one kernel each with one thread.
+JOBS ?= 2
+# ATEN_CPU_CAPABILITY for nbval: empty = this CPU's native kernels; `default` or `avx2` forces a path.
+ATEN ?=
 JB_FLAGS := --builder html -W --keep-going
 # The build check of `make test` uses the stored outputs: the same config with execution off.
 STORED_CONFIG := _build/_config_stored.yml
@@ -70,17 +77,22 @@ $(MATHJAX_STAMP):
 
 # ---------------------------------------------------------------------------------------------
 book: setup
-	$(BOOK_ENV) $(JB) build . $(JB_FLAGS)
-	@echo "book: _build/html/index.html"
+	@mkdir -p _build
+	@# On failure no HTML is left behind that would show stale outputs as if they were fresh.
+	@$(BOOK_ENV) $(JB) build . $(JB_FLAGS) > _build/book.log 2>&1 || { rm -rf _build/html; \
+	  echo "book: FAILED: $$(grep -m1 -E 'WARNING|ERROR|Error|Exception' _build/book.log | cut -c1-300) (full log: _build/book.log)" >&2; exit 1; }
+	@echo "book: _build/html/index.html (log: _build/book.log)"
 
 execute: setup
-	$(BOOK_ENV) $(PY) -m cnnbias.book execute --timeout $(TIMEOUT) $(NB)
+	@$(BOOK_ENV) $(PY) -m booktools execute --jobs $(JOBS) --timeout $(TIMEOUT) $(NB)
 
 html-stored: setup
 	@mkdir -p _build
 	@sed -E 's/^([[:space:]]*execute_notebooks[[:space:]]*:).*/\1 "off"/' _config.yml > $(STORED_CONFIG)
 	@grep -q 'execute_notebooks: "off"' $(STORED_CONFIG)
-	$(BOOK_ENV) $(JB) build . --config $(STORED_CONFIG) $(JB_FLAGS)
+	@$(BOOK_ENV) $(JB) build . --config $(STORED_CONFIG) $(JB_FLAGS) > _build/book-stored.log 2>&1 || { rm -rf _build/html; \
+	  echo "html-stored: FAILED: $$(grep -m1 -E 'WARNING|ERROR|Error|Exception' _build/book-stored.log | cut -c1-300) (full log: _build/book-stored.log)" >&2; exit 1; }
+	@echo "html-stored: _build/html built from the stored outputs"
 
 # ---------------------------------------------------------------------------------------------
 test: setup
@@ -89,12 +101,13 @@ test: setup
 	@$(MAKE) test-html
 
 test-lib: setup
-	$(VENV)/bin/ruff check lib tests benchmarks
+	$(VENV)/bin/ruff check lib tools tests benchmarks
+	$(VENV)/bin/lint-imports
 	$(PY) -m pytest tests/ -q -m "not book and not browser" -p no:cacheprovider
 
 test-nbval: setup
-	$(BOOK_ENV) $(PY) -m pytest --nbval --nbval-current-env --nbval-cell-timeout=$(TIMEOUT) \
-	  --nbval-sanitize-with tests/nbval_sanitize.cfg -p no:cacheprovider -q book/
+	$(BOOK_ENV) ATEN_CPU_CAPABILITY=$(ATEN) $(PY) -m pytest --nbval --nbval-current-env --nbval-cell-timeout=$(TIMEOUT) \
+	  --nbval-sanitize-with tests/nbval_sanitize.cfg -p no:cacheprovider -q -n $(JOBS) --dist loadfile book/
 
 test-html: html-stored
 	CNNBIAS_REQUIRE_HTML=1 $(PY) -m pytest -q -p no:cacheprovider tests/test_book_html.py tests/test_browser.py

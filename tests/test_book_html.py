@@ -11,8 +11,8 @@ import re
 from html.parser import HTMLParser
 from pathlib import Path
 
+import booktools as book
 import pytest
-from cnnbias import book
 
 ROOT = Path(__file__).resolve().parents[1]
 HTML = ROOT / "_build" / "html"

@@ -6,8 +6,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import booktools as book
 import pytest
-from cnnbias import book
 
 ROOT = Path(__file__).resolve().parents[1]
 PAGES = book.toc_entries(ROOT)
@@ -25,7 +25,7 @@ def test_directive_titles_with_roles_use_colon_fences(page: Path) -> None:
     assert not problems, (
         "a directive opened with ``` whose title holds a role (e.g. {cite}`key`) is not a directive in "
         "CommonMark: it renders as inline code and its :label: is undefined. Use a colon fence "
-        f"(:::{{prf:theorem}} ... :::), e.g. `.venv/bin/python -m cnnbias.book fix-fences {page}`:\n"
+        f"(:::{{prf:theorem}} ... :::), e.g. `.venv/bin/python -m booktools fix-fences {page}`:\n"
         + "\n".join(problems))
 
 

@@ -15,8 +15,8 @@ import tempfile
 import time
 from pathlib import Path
 
+import booktools as book
 import pytest
-from cnnbias import book
 from test_book_html import HTML, ROOT, require_html
 
 pytestmark = pytest.mark.browser

@@ -1,9 +1,10 @@
 """Tests for cnnbias.claims: claims can fail, lines are parseable."""
 
+import json
 import math
 
 import pytest
-from cnnbias.claims import CLAIM_LINE, Claims, fmt
+from cnnbias.claims import CLAIMS_MIME, Claims, fmt, rounded
 
 
 def test_rules_pass_and_fail():
@@ -32,19 +33,41 @@ def test_ids_validated():
         c.close("demo.t", "s", 1, 1, -1)
 
 
-def test_report_lines_parse(capsys):
-    c = Claims("demo")
-    c.at_least("demo.a", "first", 0.123456, 0.1, paper="0.12")
+def test_report_text_and_records(capsys):
+    c = Claims("demo", scale="paper")
+    c.at_least("demo.a", "first", 0.123456, 0.1, paper="0.12", se=0.0123456)
     c.close("demo.b", "second", 2.0, 1.0, 0.5)
-    c.report()
+    c.greater("demo.c", "third", 1.0, 0.25, 0.1)
+    c.check("demo.d", "fourth", True, "3 of 4 runs, 1.5e-3", "all", ">= 3", value={"runs": 3, "x": 1.23456789})
+    c.check("demo.e", "fifth", False, "ratio 2.5 at n=40", "3", ">= 3")
+    c.report()  # outside IPython: the readable text
     out = capsys.readouterr().out.splitlines()
-    parsed = [CLAIM_LINE.match(line) for line in out]
-    hits = [m for m in parsed if m]
-    assert [m["id"] for m in hits] == ["demo.a", "demo.b"]
-    assert [m["status"] for m in hits] == ["PASS", "FAIL"]
-    assert hits[0]["measured"] == "0.1235" and hits[0]["paper"] == "0.12"
-    assert out[-1] == "demo: 1 of 2 claims pass"
-    assert "FAIL" not in out[-1]
+    assert out[0] == "demo.a  PASS  measured=0.1235 | paper=0.12 | tol=>= 0.1"
+    assert out[1] == "    first" and out[-1] == "demo: 3 of 5 claims pass"
+    recs = c.bundle()[CLAIMS_MIME]["claims"]
+    assert [r["status"] for r in recs] == ["PASS", "FAIL", "PASS", "PASS", "FAIL"]
+    assert recs[0]["values"] == {"value": 0.1235} and recs[0]["se"] == 0.01235 and recs[0]["scale"] == "paper"
+    assert recs[1]["paper_value"] == 1.0
+    assert recs[2]["values"] == {"a": 1.0, "b": 0.25, "diff": 0.75} and recs[2]["se"] == 0.1
+    assert recs[3]["values"] == {"runs": 3, "x": 1.235}
+    assert recs[4]["values"] == {"x0": 2.5, "x1": 40.0}  # numbers written in `measured`
+    json.dumps(recs, allow_nan=False)  # strict JSON
+    assert "<table" in c.bundle()["text/html"] and "<strong>FAIL</strong>" in c.bundle()["text/html"]
+
+
+def test_records_are_strict_json_with_nan():
+    c = Claims("demo")
+    c.at_least("demo.nan", "s", math.nan, 0.5)
+    rec = c.as_records()[0]
+    assert rec["values"] == {"value": "nan"} and rec["status"] == "FAIL"
+    json.dumps(rec, allow_nan=False)
+
+
+def test_rounded_and_validation():
+    assert rounded(0.123456) == 0.1235 and rounded(3) == 3 and rounded(None) is None
+    c = Claims("demo")
+    with pytest.raises(ValueError, match="se"):
+        c.greater("demo.x", "s", 1, 0, math.nan)
 
 
 def test_report_empty_raises():

@@ -3,7 +3,9 @@
 import pytest
 import torch
 from cnnbias.data import positions as P
+from cnnbias.experiments import convlin as CE
 from cnnbias.models import linear as L
+from cnnbias.theory import convlinear as C
 
 
 def _g(i):
@@ -73,9 +75,9 @@ def test_one_layer_closed_form_equals_batched_gd(name):
     sizes = [3, 10, 25, 40]
     idx, mask = P.sample_training_sets(t.N, sizes, [_g(10 + i) for i in range(4)])
     p = L.init_params("1layer", d, [_g(20 + i) for i in range(4)])
-    res = L.train_hinge("1layer", t, idx, mask, p, lr=0.5, max_epochs=5000)
+    res = CE.train_hinge("1layer", t, idx, mask, p, lr=0.5, max_epochs=5000)
     assert res.stop_reason == ["loss_below"] * 4
-    w, ep = L.one_layer_onehot_closed_form(t, idx, mask, p["w"], 0.5)
+    w, ep = C.one_layer_onehot_closed_form(t, idx, mask, p["w"], 0.5)
     assert torch.allclose(w, res.params["w"], atol=1e-10)
     assert torch.equal(ep, res.epochs)
 
@@ -86,7 +88,7 @@ def test_hinge_training_fits_and_masks():
     idx, mask = P.sample_training_sets(t.N, [4, 12], [_g(30), _g(31)])
     for model in L.MODELS:
         p = L.init_params(model, d, [_g(40), _g(41)], k=3)
-        res = L.train_hinge(model, t, idx, mask, p, lr=0.2, max_epochs=20000)
+        res = CE.train_hinge(model, t, idx, mask, p, lr=0.2, max_epochs=20000)
         assert res.stop_reason == ["loss_below"] * 2, model
         w = L.effective_weight(model, res.params)
         z = t.y[idx] * L.scores(w, t, idx)

@@ -2,6 +2,7 @@
 
 import pytest
 import torch
+from cnnbias.experiments import xord as XE
 from cnnbias.models import small_cnn as S
 
 
@@ -43,8 +44,8 @@ def test_training_is_batch_independent_and_learns():
     labels = torch.randint(10, (3, 30), generator=g)
     gens = [torch.Generator().manual_seed(100 + s) for s in range(3)]
     p = S.init_params(6, 8, 8, gens)
-    res = S.train_cnn(p, imgs, labels, 0.02, 40)
-    one = S.train_cnn({k: v[1:2] for k, v in p.items()}, imgs[1:2], labels[1:2], 0.02, 40)
+    res = XE.train_cnn(p, imgs, labels, 0.02, 40)
+    one = XE.train_cnn({k: v[1:2] for k, v in p.items()}, imgs[1:2], labels[1:2], 0.02, 40)
     assert torch.allclose(res.params["conv"][1], one.params["conv"][0], atol=1e-10)
     assert (res.final_loss < S.cross_entropy(p, imgs, labels)).all()
     err = S.test_error(res.params, imgs[0], labels[0])
@@ -56,7 +57,7 @@ def test_cluster_and_compress():
     true = torch.randn(4, 10, generator=g, dtype=torch.float64) * 5
     pts = true.repeat_interleave(30, 0) + 0.01 * torch.randn(120, 10, generator=g, dtype=torch.float64)
     params = {"conv": pts[None, :, :9].clone(), "bias": pts[None, :, 9].clone()}
-    cen = S.cluster_filters(params, 4, seeds=[0])
+    cen = XE.cluster_filters(params, 4, seeds=[0])
     assert cen.shape == (1, 4, 10)
     d = torch.cdist(cen[0], true)
     assert float(d.min(1).values.max()) < 0.05
@@ -64,7 +65,7 @@ def test_cluster_and_compress():
     assert torch.equal(cp["conv"], cen[..., :9]) and torch.equal(cp["bias"], cen[..., 9])
     assert cp["fc"].shape == (1, 4 * 9, 10)
     with pytest.raises(ValueError, match="n_clusters"):
-        S.cluster_filters(params, 200)
+        XE.cluster_filters(params, 200)
     with pytest.raises(ValueError, match="C"):
         S.init_params(0, 8, 8, [torch.Generator()])
 
@@ -74,7 +75,7 @@ def test_minibatch_training_runs():
     imgs = torch.rand(2, 40, 8, 8, generator=g, dtype=torch.float64)
     labels = torch.randint(10, (2, 40), generator=g)
     p = S.init_params(3, 8, 8, [torch.Generator().manual_seed(s) for s in range(2)])
-    res = S.train_cnn(p, imgs, labels, 0.02, 5, batch_size=10, shuffle_seeds=[1, 2])
+    res = XE.train_cnn(p, imgs, labels, 0.02, 5, batch_size=10, shuffle_seeds=[1, 2])
     assert (res.epochs == 5).all() and torch.isfinite(res.final_loss).all()
     with pytest.raises(ValueError, match="shuffle_seeds"):
-        S.train_cnn(p, imgs, labels, 0.02, 5, batch_size=10)
+        XE.train_cnn(p, imgs, labels, 0.02, 5, batch_size=10)

@@ -5,6 +5,7 @@ import math
 import pytest
 import torch
 from cnnbias.data import xord as X
+from cnnbias.experiments import xord as XE
 from cnnbias.models import maxpool
 from cnnbias.theory import xord as T
 
@@ -39,7 +40,7 @@ def test_network_on_sets_equals_dense_forward():
     dense = maxpool.forward_fixed(W, X=X.to_dense(idx)[None].expand(5, -1, -1, -1))
     sets = T.network_on_sets(W, X.pattern_set(idx))
     assert torch.allclose(dense, sets, atol=1e-12)
-    pat = T.forward_patterns(W, X.patterns(), idx[None].expand(5, -1, -1))
+    pat = XE.forward_patterns(W, X.patterns(), idx[None].expand(5, -1, -1))
     assert torch.allclose(dense, pat, atol=1e-12)
 
 
@@ -60,7 +61,7 @@ def _autograd_step(W, eta, gamma, d=6):
     y = torch.tensor([1.0, -1.0], dtype=torch.float64).expand(W.shape[0], 2)
     Wg = W.clone().requires_grad_(True)
     out = maxpool.forward_fixed(Wg, X=Xd)
-    loss = T.eq3_loss(out, y, gamma).sum()
+    loss = XE.eq3_loss(out, y, gamma).sum()
     (grad,) = torch.autograd.grad(loss, Wg)
     return W - eta * grad
 
@@ -143,10 +144,10 @@ def test_training_small_batch_independent():
     data = [X.sample_xord(2, 2, 4, gg, 1.0, 1.0) for gg in g]
     idx = torch.stack([a for a, _ in data])
     y = torch.stack([b for _, b in data])
-    W0, mask = T.init_filters([2, 5, 5], [1e-3] * 3, g)
+    W0, mask = XE.init_filters([2, 5, 5], [1e-3] * 3, g)
     lr = torch.tensor([0.01, 0.004, 0.004], dtype=torch.float64)
-    res = T.train_fixed_readout(W0, mask, X.patterns(), idx, y, lr, 5.0, 3000)
-    res1 = T.train_fixed_readout(W0[1:2, :, :], mask[1:2], X.patterns(), idx[1:2], y[1:2], lr[1:2], 5.0, 3000)
+    res = XE.train_fixed_readout(W0, mask, X.patterns(), idx, y, lr, 5.0, 3000)
+    res1 = XE.train_fixed_readout(W0[1:2, :, :], mask[1:2], X.patterns(), idx[1:2], y[1:2], lr[1:2], 5.0, 3000)
     assert torch.allclose(res.params["W"][1], res1.params["W"][0], atol=1e-12)
     assert (res.params["W"] * (1 - mask[..., None])).abs().max() == 0
     assert res.final_loss[1:].max() == 0.0  # k = 5 on diverse points reaches a global minimum
@@ -157,10 +158,10 @@ def test_set_compression_gives_same_iterates():
     data = [X.sample_xord(6, 6, 4, gg, 0.5, 0.9) for gg in g]
     idx = torch.stack([a for a, _ in data])
     y = torch.stack([b for _, b in data])
-    W0, mask = T.init_filters([2, 3, 4], [1e-2] * 3, g)
+    W0, mask = XE.init_filters([2, 3, 4], [1e-2] * 3, g)
     lr = torch.tensor([0.01, 0.007, 0.005], dtype=torch.float64)
-    a = T.train_fixed_readout(W0, mask, X.patterns(), idx, y, lr, 5.0, 60, patience=None)
-    b = T.train_xord_sets(W0, mask, idx, y, lr, 5.0, 60, patience=None)
+    a = XE.train_fixed_readout(W0, mask, X.patterns(), idx, y, lr, 5.0, 60, patience=None)
+    b = XE.train_xord_sets(W0, mask, idx, y, lr, 5.0, 60, patience=None)
     assert torch.allclose(a.params["W"], b.params["W"], atol=1e-12)
     assert torch.allclose(a.final_loss, b.final_loss, atol=1e-12)
 
@@ -168,12 +169,12 @@ def test_set_compression_gives_same_iterates():
 def test_sweeps_float32_path_and_shapes():
     cfg = {"d": 4, "m": 2, "p_plus": 0.5, "p_minus": 0.9, "lr_c": 0.04, "sigma_g": 1e-3, "max_epochs": 50,
            "patience": 20}
-    a = T.xord_channel_sweep("t.sweep", cfg, [4, 8], [5.0], 2, groups=[[4], [8], []])
-    b = T.xord_channel_sweep("t.sweep", cfg, [4, 8], [5.0], 2, groups=[[4, 8]])
+    a = XE.xord_channel_sweep("t.sweep", cfg, [4, 8], [5.0], 2, groups=[[4], [8], []])
+    b = XE.xord_channel_sweep("t.sweep", cfg, [4, 8], [5.0], 2, groups=[[4, 8]])
     assert a["test_error"].shape == (4,) and torch.allclose(a["test_error"], b["test_error"])
     ocfg = {"d1": 6, "m": 3, "lr_c": 0.2, "gamma": 1.0, "sigma_g": 1e-3, "max_epochs": 30, "patience": 20, "sizes": (2, 3),
             "n_test": 20}
-    o = T.obd_channel_sweep("t.obd", ocfg, [4], 2)
+    o = XE.obd_channel_sweep("t.obd", ocfg, [4], 2)
     assert o["n_detected"].shape == (2,) and (o["test_error"] <= 1).all()
 
 
@@ -182,9 +183,9 @@ def test_training_float32_on_cpu_matches_float64_roughly():
     data = [X.sample_xord(3, 3, 4, gg, 0.5, 0.9) for gg in g]
     idx = torch.stack([a for a, _ in data])
     y = torch.stack([b for _, b in data])
-    W0, mask = T.init_filters([3, 3], [1e-2] * 2, g)
+    W0, mask = XE.init_filters([3, 3], [1e-2] * 2, g)
     lr = torch.tensor([0.01, 0.01], dtype=torch.float64)
-    a = T.train_xord_sets(W0, mask, idx, y, lr, 5.0, 40, patience=None)
-    b = T.train_xord_sets(W0.float(), mask.float(), idx, y, lr, 5.0, 40, patience=None)
+    a = XE.train_xord_sets(W0, mask, idx, y, lr, 5.0, 40, patience=None)
+    b = XE.train_xord_sets(W0.float(), mask.float(), idx, y, lr, 5.0, 40, patience=None)
     assert b.params["W"].dtype == torch.float32
     assert torch.allclose(a.params["W"], b.params["W"].double(), atol=1e-5)

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
 import torch
 from torch import Tensor
 
@@ -86,44 +85,6 @@ def test_error(params: dict[str, Tensor], images: Tensor, labels: Tensor, chunk:
             pred = logits(params, images[s : s + chunk]).argmax(-1)
             wrong += (pred != labels[s : s + chunk][None]).sum(-1).to(wrong.dtype)
     return (wrong / len(labels)).cpu()
-
-
-def train_cnn(params: dict[str, Tensor], images: Tensor, labels: Tensor, lr: float, epochs: int,
-              trainable: tuple[str, ...] = ("conv", "bias", "fc", "fcb"), batch_size: int | None = None,
-              shuffle_seeds: list[int] | None = None):
-    """Adam on the mean cross-entropy through :func:`cnnbias.engine.train` for a fixed number of epochs: full
-    batch by default, minibatches of ``batch_size`` (per-run shuffles from ``shuffle_seeds``) for large training
-    sets (paper scale on MNIST)."""
-    from cnnbias.engine import StopRule, train
-
-    def loss_fn(p, batch):
-        return cross_entropy(p, batch.take(images), batch.take(labels))
-
-    n = labels.shape[1]
-    if batch_size is None or batch_size >= n:
-        return train(loss_fn, params, trainable=trainable, optimizer="adam", lr=lr, stop=StopRule(max_epochs=epochs))
-    if shuffle_seeds is None:
-        raise ValueError("shuffle_seeds (one per run) is required with batch_size < n")
-
-    # the full training loss is evaluated once, at the end (check_every = epochs)
-    return train(loss_fn, params, trainable=trainable, optimizer="adam", lr=lr,
-                 stop=StopRule(max_epochs=epochs, check_every=epochs),
-                 n_train=n, batch_size=batch_size, shuffle_seeds=shuffle_seeds)
-
-
-def cluster_filters(params: dict[str, Tensor], n_clusters: int = 4, seeds: list[int] | None = None) -> Tensor:
-    """k-means (scikit-learn, ``n_init=10``) of each run's filters-with-bias (points of R^10) into ``n_clusters``;
-    returns the centres ``[R, n_clusters, 10]`` (first 9 entries: the 3x3 filter, last: the bias)."""
-    from sklearn.cluster import KMeans
-
-    pts = torch.cat([params["conv"], params["bias"][..., None]], -1).detach().cpu().numpy()
-    R, C, _ = pts.shape
-    if n_clusters > C:
-        raise ValueError(f"n_clusters must be <= the number of channels {C}, got {n_clusters}")
-    seeds = list(range(R)) if seeds is None else seeds
-    centres = np.stack([KMeans(n_clusters, n_init=10, random_state=int(s) % (2**31)).fit(pts[r]).cluster_centers_
-                        for r, s in enumerate(seeds)])
-    return torch.from_numpy(centres).to(params["conv"].dtype)
 
 
 def to_device(params: dict[str, Tensor], device: torch.device | str, dtype: torch.dtype) -> dict[str, Tensor]:

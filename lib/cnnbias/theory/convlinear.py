@@ -215,3 +215,34 @@ def asymptotic_error(
 ) -> Tensor:
     """E(w_inf; D) [R] for the given initial filters (the quantity averaged in Eq. 3)."""
     return ebar(asymptotic_margins(M, w1_0, task, rtol), tie_tol).mean(-1)
+
+
+def one_layer_onehot_closed_form(
+    task: PositionTask, idx: Tensor, mask: Tensor, w0: Tensor, lr: float
+) -> tuple[Tensor, Tensor]:
+    """Full-batch hinge GD of Model-1-Layer on a one-hot task (Task-Cls, Task-1stCtrl, even/odd), in closed form.
+
+    Every training input at position l has the same y x = s_l e_l, so coordinates decouple: the margin
+    z_l = s_l w_l grows by a_l = lr c_l / n per step (c_l = count of position l) while z_l < 1, i.e. for
+    T_l = ceil((1 - z_l^0) / a_l) steps; untrained coordinates keep their initial value (Section 3.3.2).
+    Returns (w_final [R, d], epochs [R] = max(1, max_l T_l), the step at which the training loss hits 0).
+    """
+    if task.name == "3rdctrl":
+        raise ValueError(
+            "task must be one-hot (cls, 1stctrl, evenodd); Task-3rdCtrl inputs have two entries"
+        )
+    if lr <= 0:
+        raise ValueError(f"lr must be > 0, got {lr}")
+    g = mean_yx(task, idx, mask)  # [R, d] = s_l c_l / n
+    a = lr * g.abs()
+    s = torch.sign(g)
+    z0 = s * w0
+    active = (a > 0) & (z0 < 1)
+    T = torch.where(
+        active,
+        torch.ceil((1 - z0) / torch.where(active, a, torch.ones_like(a))),
+        torch.zeros_like(a),
+    )
+    w = w0 + s * T * a
+    epochs = torch.clamp(T.amax(-1), min=1).long()
+    return w, epochs

@@ -249,25 +249,3 @@ def config_index(idx: torch.Tensor, n: int) -> torch.Tensor:
         raise ValueError("idx is not in the support of D_vc (exactly one of patterns 2j, 2j+1 per j)")
     weights = 2 ** torch.arange(n - 2, -1, -1)
     return (Ibits * weights).sum(-1)
-
-
-def train_nw_sgd(idx: torch.Tensor, y: torch.Tensor, *, k: int, d: int, sigma_g: float, lr: float,
-                 batch_size: int, max_epochs: int, gens, loss_below: float = 1e-5):
-    """SGD on the first layer of ``N_W`` with the hinge loss (PSI paper Sec. 3 / App. E.3), R runs at
-    once via :func:`cnnbias.engine.train`: ``W_0`` i.i.d. ``N(0, sigma_g^2)`` (``[R, 2k, d]``, run r from
-    ``gens[r]``), constant step ``lr``, minibatches of ``batch_size``, stop once the training loss is
-    below ``loss_below`` or after ``max_epochs`` epochs, on ``config.device()`` in ``config.dtype()``.
-    Returns the engine's ``TrainResult`` with ``params`` moved back to the CPU in float64."""
-    from cnnbias import config
-    from cnnbias.psi_train import init_W, train_psi
-
-    R, m, _ = idx.shape
-    if len(gens) != R:
-        raise ValueError(f"gens must hold one generator per run ({R}), got {len(gens)}")
-    dev = config.device()
-    W0 = init_W(k, d, sigma_g, gens, dtype=config.dtype(dev), device=dev)
-    seeds = [int(torch.randint(0, 2**62, (1,), generator=g)) for g in gens]
-    res = train_psi(W0, y.to(dev), idx=idx.to(dev), lr=lr, batch_size=min(int(batch_size), m),
-                    max_epochs=max_epochs, shuffle_seeds=seeds, loss_below=loss_below)
-    res.params = {name: v.cpu().double() for name, v in res.params.items()}
-    return res

@@ -1,11 +1,11 @@
-"""Tests of cnnbias.layerwise: Algorithm 1's phase separation, Lemma 5.2, the proof quantities."""
+"""Tests of cnnbias.experiments.maxpool: Algorithm 1's phase separation, Lemma 5.2, the proof quantities."""
 
 import math
 
 import torch
 from cnnbias import config
-from cnnbias import layerwise as lw
 from cnnbias.data import patterns as P
+from cnnbias.experiments import maxpool as lw
 
 
 def test_sphere_init_and_lucky_probability():

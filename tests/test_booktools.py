@@ -1,13 +1,14 @@
-"""Tests of cnnbias.book: toc parsing, claims read back from stored outputs, timings file."""
+"""Tests of booktools: toc parsing, claims records read back from stored outputs, execution, timings."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
+import booktools as book
 import pytest
-from cnnbias import book
-from cnnbias.claims import Claims
+from booktools import execute as bx
+from cnnbias.claims import CLAIMS_MIME, Claims
 
 
 def _nb(cells: list[dict]) -> dict:
@@ -26,13 +27,13 @@ def _stream(text: str) -> dict:
     return {"output_type": "stream", "name": "stdout", "text": text}
 
 
-def _report_text(claims: Claims, capsys) -> str:
-    claims.report()
-    return capsys.readouterr().out
+def _report_output(claims: Claims) -> dict:
+    """The display_data output that Claims.report() gives in a kernel."""
+    return {"output_type": "display_data", "metadata": {}, "data": claims.bundle()}
 
 
 @pytest.fixture()
-def tiny_book(tmp_path: Path, capsys) -> Path:
+def tiny_book(tmp_path: Path) -> Path:
     """A repository with a toc, two chapters (one with claims, one without) and an appendix."""
     (tmp_path / "_toc.yml").write_text(
         "format: jb-book\nroot: book/intro\nparts:\n  - caption: A\n    chapters:\n"
@@ -46,9 +47,8 @@ def tiny_book(tmp_path: Path, capsys) -> Path:
     c = Claims("ch")
     c.close("ch.mean", "the mean is near zero", 0.01, 0.0, 0.1, paper="0 (Thm 1)")
     c.at_least("ch.cos", "cosine | with a bar", 0.5, 0.9)
-    text = _report_text(c, capsys)
     first = _nb([_md("Intro text\n\n# First chapter\n\n## Section"), _code([_stream("hello\n")], "x = 1"),
-                 _code([_stream(text)])])
+                 _code([_report_output(c)])])
     (tmp_path / "book" / "a" / "first.ipynb").write_text(json.dumps(first))
     (tmp_path / "book" / "a" / "second.ipynb").write_text(json.dumps(_nb([_md("# Second"), _code([])])))
     (tmp_path / "book" / "appendix" / "summary.ipynb").write_text(json.dumps(_nb([_md("# Summary")])))
@@ -84,21 +84,35 @@ def test_read_claims_round_trips_report(tiny_book: Path) -> None:
     recs = book.read_claims(tiny_book / "book" / "a" / "first.ipynb", tiny_book)
     assert [r.id for r in recs] == ["ch.mean", "ch.cos"]
     mean, cos = recs
-    assert (mean.status, mean.measured, mean.paper, mean.tol) == ("PASS", "0.01", "0 (Thm 1)", "|x - 0| <= 0.1")
+    assert (mean.status, mean.measured, mean.paper, mean.tolerance) == ("PASS", "0.01", "0 (Thm 1)", "|x - 0| <= 0.1")
+    assert mean.values == {"value": 0.01} and mean.paper_value == 0.0 and mean.scale == "book"
     assert mean.statement == "the mean is near zero" and mean.notebook == "book/a/first.ipynb"
-    assert (cos.status, cos.passed, cos.measured, cos.tol) == ("FAIL", False, "0.5", ">= 0.9")
+    assert (cos.status, cos.passed, cos.measured, cos.tolerance) == ("FAIL", False, "0.5", ">= 0.9")
     assert cos.statement == "cosine | with a bar"
 
 
-def test_read_claims_last_printing_wins_and_ignores_other_text(tmp_path: Path) -> None:
-    lines1 = "ch.a  FAIL  measured=1 | paper=2 | tol=<= 1.5\nnot a claim PASS\n"
-    lines2 = "ch.a  PASS  measured=1 | paper=2 | tol=<= 1.5\n"
-    nb = _nb([_code([_stream(lines1)]), _code([{"output_type": "execute_result", "execution_count": 1,
-                                                "metadata": {}, "data": {"text/plain": lines2}}])])
+def test_read_claims_last_report_wins_and_ignores_text(tmp_path: Path) -> None:
+    a, b = Claims("ch"), Claims("ch")
+    a.at_most("ch.a", "s", 2.0, 1.5)
+    b.at_most("ch.a", "s", 1.0, 1.5)
+    text = "ch.b  FAIL  measured=1 | paper=2 | tol=<= 1.5\n"  # text is never parsed
+    nb = _nb([_code([_report_output(a)]), _code([_stream(text), _report_output(b)])])
     p = tmp_path / "x.ipynb"
     p.write_text(json.dumps(nb))
     (rec,) = book.read_claims(p)
-    assert rec.status == "PASS" and rec.statement == ""
+    assert rec.id == "ch.a" and rec.status == "PASS" and rec.values == {"value": 1.0}
+
+
+def test_read_claims_malformed_record_names_the_file(tmp_path: Path) -> None:
+    bad = {"output_type": "display_data", "metadata": {}, "data": {CLAIMS_MIME: {"claims": [{"id": "ch.a"}]}}}
+    p = tmp_path / "bad.ipynb"
+    p.write_text(json.dumps(_nb([_code([bad])])))
+    with pytest.raises(ValueError, match="bad.ipynb.*lacks"):
+        book.read_claims(p)
+
+
+def test_library_and_tools_agree_on_the_mime_type() -> None:
+    assert book.CLAIMS_MIME == CLAIMS_MIME
 
 
 def test_read_claims_invalid_json_names_the_file(tmp_path: Path) -> None:
@@ -117,7 +131,7 @@ def test_book_claims_counts_and_markdown(tiny_book: Path) -> None:
     md = book.claims_markdown(claims, tiny_book)
     assert "| First chapter | 2 | 1 | 1 |" in md and "| Second | 0 | 0 | 0 |" in md
     assert "| **all chapters** | **2** | **1** | **1** |" in md
-    assert "`ch.cos` | **FAIL**" in md and "cosine \\| with a bar" in md  # pipes escaped
+    assert "`ch.cos` | book | **FAIL**" in md and "cosine \\| with a bar" in md  # pipes escaped
     linked = book.claims_markdown(claims, tiny_book, link_from="book/appendix")
     assert "[First chapter](../a/first.ipynb)" in linked
 
@@ -129,17 +143,17 @@ def test_notebook_title_falls_back_to_stem(tiny_book: Path) -> None:
 
 def test_timings_round_trip_with_total(tmp_path: Path) -> None:
     p = tmp_path / "t" / "timings.csv"
-    assert book.read_timings(p) == []
+    assert bx.read_timings(p) == []
     rows = [{"notebook": "b.ipynb", "seconds": "20", "scale": "book", "device": "cpu", "cpus": "2"},
             {"notebook": "a.ipynb", "seconds": "10", "scale": "book", "device": "cpu", "cpus": "2"}]
-    book.write_timings(p, rows, order=[Path("a.ipynb"), Path("b.ipynb")])
+    bx.write_timings(p, rows, order=[Path("a.ipynb"), Path("b.ipynb")])
     text = p.read_text().splitlines()
     assert text[0] == "notebook,seconds,scale,device,cpus"
     assert text[1].startswith("a.ipynb,10") and text[-1] == "total,30,book,cpu,2"
-    assert [r["notebook"] for r in book.read_timings(p)] == ["a.ipynb", "b.ipynb"]
+    assert [r["notebook"] for r in bx.read_timings(p)] == ["a.ipynb", "b.ipynb"]
     p.write_text("name,time\nx,1\n")
     with pytest.raises(ValueError, match="expected columns"):
-        book.read_timings(p)
+        bx.read_timings(p)
 
 
 def test_execute_notebook_in_place_records_time(tiny_book: Path) -> None:
@@ -148,12 +162,37 @@ def test_execute_notebook_in_place_records_time(tiny_book: Path) -> None:
     nb["metadata"]["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     p = tiny_book / "book" / "a" / "second.ipynb"
     p.write_text(json.dumps(nb))
-    rows = book.execute_notebooks([Path("book/a/second.ipynb")], tiny_book, log=lambda s: None)
+    rows = bx.execute_notebooks([Path("book/a/second.ipynb")], tiny_book, log=lambda s: None)
     out = json.loads(p.read_text())["cells"][0]["outputs"]
     assert "".join(out[0]["text"]) == "a 42\n"  # executed in the notebook's own folder
     assert rows[0]["notebook"] == "book/a/second.ipynb"
-    timings = book.read_timings(tiny_book / "book" / "appendix" / "timings.csv")
+    timings = bx.read_timings(tiny_book / "book" / "appendix" / "timings.csv")
     assert [r["notebook"] for r in timings] == ["book/a/second.ipynb"]
+    first_bytes = p.read_bytes()
+    bx.execute_notebooks([Path("book/a/second.ipynb")], tiny_book, log=lambda s: None)
+    assert p.read_bytes() == first_bytes  # two executions, byte-identical files
+
+
+def test_execute_failure_is_one_line_and_leaves_the_notebook(tiny_book: Path) -> None:
+    pytest.importorskip("nbclient")
+    nb = _nb([_code([], "print('a')"), _code([], "raise ValueError('boom')")])
+    nb["metadata"]["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    p = tiny_book / "book" / "a" / "second.ipynb"
+    p.write_text(json.dumps(nb))
+    before = p.read_bytes()
+    with pytest.raises(bx.ExecutionFailed, match=r"second.ipynb: cell 1 raised ValueError: boom") as e:
+        bx.execute_notebooks([Path("book/a/second.ipynb")], tiny_book, log=lambda s: None)
+    assert "\n" not in str(e.value)
+    assert p.read_bytes() == before and not list(p.parent.glob(".*.tmp"))
+
+
+def test_normalize_merges_streams_and_drops_timestamps() -> None:
+    cell = {"cell_type": "code", "metadata": {"execution": {"iopub.status.busy": "x"}}, "source": "",
+            "outputs": [_stream("a\n"), _stream("b\n"), {"output_type": "stream", "name": "stderr", "text": "w"},
+                        _stream("c\n")]}
+    nb = bx.normalize_notebook(_nb([cell]))
+    outs = nb["cells"][0]["outputs"]
+    assert [o["text"] for o in outs] == ["a\nb\n", "w", "c\n"] and "execution" not in nb["cells"][0]["metadata"]
 
 
 def test_fence_problems_and_fix(tmp_path: Path) -> None:

@@ -1,14 +1,14 @@
-"""Tests of cnnbias.baselines: masked batching equals separate training; the fast responses."""
+"""Tests of cnnbias.experiments.maxpool: masked batching equals separate training; the fast responses."""
 
 import torch
 from cnnbias import config
-from cnnbias.baselines import (
+from cnnbias.data import patterns as P
+from cnnbias.experiments.maxpool import (
     compare_models,
     conv_forward,
     conv_init,
     svm_fit_predict,
 )
-from cnnbias.data import patterns as P
 
 
 def test_padding_does_not_change_a_run():
@@ -38,7 +38,7 @@ def test_svm_separates_clean_data():
 
 
 def test_pattern_and_digit_runs_and_by_size():
-    from cnnbias.baselines import by_size, digit_runs, pattern_runs
+    from cnnbias.experiments.maxpool import by_size, digit_runs, pattern_runs
 
     gens = config.generators("test_runs", {}, 4)
     train, test, pats = pattern_runs([5, 9], 2, n=3, d=6, m_test=7, gens=gens)

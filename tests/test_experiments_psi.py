@@ -1,11 +1,11 @@
-"""Tests for cnnbias.psi_train: the fast N_W path, training to zero loss, validation."""
+"""Tests for cnnbias.experiments.psi: the fast N_W path, training to zero loss, validation."""
 
 import pytest
 import torch
 from cnnbias import config, stats
 from cnnbias.data import patterns as pat
+from cnnbias.experiments.psi import init_W, network_outputs, train_psi
 from cnnbias.models.maxpool import forward_fixed
-from cnnbias.psi_train import init_W, network_outputs, train_psi
 from cnnbias.theory import psi
 
 
@@ -52,7 +52,7 @@ def test_train_psi_validation():
 
 
 def test_sample_runs_per_run_p():
-    from cnnbias.psi_train import sample_runs
+    from cnnbias.experiments.psi import sample_runs
 
     gens = config.generators("test.dp", {}, 2)
     idx, y = sample_runs("p", 400, 5, 12, gens, p=[0.0, 1.0])
@@ -66,7 +66,7 @@ def test_sample_runs_per_run_p():
 
 
 def test_run_cell_smoke():
-    from cnnbias.psi_train import run_cell
+    from cnnbias.experiments.psi import run_cell
 
     r = run_cell("test.cell", "u", 5, 12, 10, 60, 2, lr=0.01, batch_size=20, max_epochs=400, sigma_g=1e-4,
                  m_test=200, check_every=2)
@@ -79,7 +79,7 @@ def test_run_cell_smoke():
 
 def test_run_digits_smoke(monkeypatch):
     from cnnbias.data import colored_digits as cd
-    from cnnbias.psi_train import run_digits
+    from cnnbias.experiments.psi import run_digits
 
     monkeypatch.delenv("CNNBIAS_MNIST_DIR", raising=False)
     pools = cd.load_pools()
@@ -91,7 +91,7 @@ def test_run_digits_smoke(monkeypatch):
 
 
 def test_chunked_eval_matches(monkeypatch):
-    import cnnbias.psi_train as pt
+    import cnnbias.experiments.psi as pt
 
     cfg = {"n": 5, "d": 12}
     gens = config.generators("test.chunk", cfg, 2)

@@ -13,8 +13,11 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
-from cnnbias import engine
+from cnnbias import config, engine, stats
+from cnnbias.data import colored_digits as cd
+from cnnbias.data import patterns as pat
 from cnnbias.models.maxpool import forward_fixed
+from cnnbias.theory import psi
 
 __all__ = [
     "init_W",
@@ -144,7 +147,6 @@ def sample_runs(dist: str, m: int, n: int, d: int, gens: Sequence[torch.Generato
                 p: float | Sequence[float] | None = None) -> tuple[Tensor, Tensor]:
     """Index datasets [R, m, n], y [R, m] from D_u ("u"), D_vc ("vc", needs d = 2n) or D_p ("p", needs p: one
     value for all runs or one per run, so that runs with different p train as one program)."""
-    from cnnbias.data import patterns as pat
 
     if dist == "u":
         return pat.stack_runs(pat.sample_Du, gens, m=m, n=n, d=d)
@@ -177,8 +179,6 @@ def run_cell(experiment: str, dist: str, n: int, d: int, k: int, m: int, R: int,
     [R, d] (detection ratios), ``eq3_pos`` / ``eq3_neg`` (Eq. 3 lower bounds), ``margin_pos`` / ``margin_neg``
     (smallest y N_W(x) over positive / negative test points), ``eq9`` (bool) and ``eq9_worst``.
     """
-    from cnnbias import config, stats
-    from cnnbias.theory import psi
 
     cell = {"dist": dist, "n": n, "d": d, "k": k, "m": m, "lr": lr, "batch_size": batch_size,
             "max_epochs": max_epochs, "sigma_g": sigma_g, "m_test": m_test,
@@ -234,8 +234,6 @@ def run_digits(experiment: str, pools, m: int, R: int, *, k: int = 20, lr: float
     that attains it.  Returns per run: ``train_acc``, ``test_acc``, ``epochs``, ``green_ratio`` (mean strength of
     green detectors / mean strength of blue and red detectors), ``W`` and ``W0`` [R, 2k, d].
     """
-    from cnnbias import config, stats
-    from cnnbias.data import colored_digits as cd
 
     cellcfg = {"m": m, "k": k, "lr": lr, "max_epochs": max_epochs, "sigma_g": sigma_g, "m_test": m_test,
                "source": pools.source}
@@ -275,3 +273,22 @@ def run_digits(experiment: str, pools, m: int, R: int, *, k: int = 20, lr: float
         "W0": W0.cpu(),
         "examples": (ids[0, :4].clone(), col[0, :4].clone(), y[0, :4].clone()),
     }
+
+
+def train_nw_sgd(idx: torch.Tensor, y: torch.Tensor, *, k: int, d: int, sigma_g: float, lr: float,
+                 batch_size: int, max_epochs: int, gens, loss_below: float = 1e-5):
+    """SGD on the first layer of ``N_W`` with the hinge loss (PSI paper Sec. 3 / App. E.3), R runs at
+    once via :func:`cnnbias.engine.train`: ``W_0`` i.i.d. ``N(0, sigma_g^2)`` (``[R, 2k, d]``, run r from
+    ``gens[r]``), constant step ``lr``, minibatches of ``batch_size``, stop once the training loss is
+    below ``loss_below`` or after ``max_epochs`` epochs, on ``config.device()`` in ``config.dtype()``.
+    Returns the engine's ``TrainResult`` with ``params`` moved back to the CPU in float64."""
+    R, m, _ = idx.shape
+    if len(gens) != R:
+        raise ValueError(f"gens must hold one generator per run ({R}), got {len(gens)}")
+    dev = config.device()
+    W0 = init_W(k, d, sigma_g, gens, dtype=config.dtype(dev), device=dev)
+    seeds = [int(torch.randint(0, 2**62, (1,), generator=g)) for g in gens]
+    res = train_psi(W0, y.to(dev), idx=idx.to(dev), lr=lr, batch_size=min(int(batch_size), m),
+                    max_epochs=max_epochs, shuffle_seeds=seeds, loss_below=loss_below)
+    res.params = {name: v.cpu().double() for name, v in res.params.items()}
+    return res

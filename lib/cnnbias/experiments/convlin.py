@@ -16,6 +16,7 @@ from torch import Tensor
 
 from cnnbias import config
 from cnnbias.data.positions import PositionTask, make_task, sample_training_sets
+from cnnbias.engine import StopRule, train
 from cnnbias.models import linear as L
 from cnnbias.theory import convlinear as C
 
@@ -81,7 +82,6 @@ def gap_runs(
     GD (tested); everything else goes through ``cnnbias.engine.train``.  Stopping is checked every
     ``check_every`` epochs: once the hinge loss is 0 its gradient is 0, so the final weights are unchanged.
     """
-    from cnnbias.engine import StopRule, train
 
     task = make_task(task_name, d)
     ns = [int(n) for n in ns]
@@ -91,7 +91,7 @@ def gap_runs(
         p0 = initial_params(model, task, ns, R, k, experiment)
         out.init[model] = p0
         if model == "1layer" and task.name != "3rdctrl":
-            w, ep = L.one_layer_onehot_closed_form(task, idx, mask, p0["w"], lr)
+            w, ep = C.one_layer_onehot_closed_form(task, idx, mask, p0["w"], lr)
             params, conv = {"w": w}, ep <= max_epochs
         else:
             res = train(
@@ -175,7 +175,6 @@ def init_runs(
     """Fix one training set (size n), draw R initialisations (uniform, PyTorch bounds), train Conv-k with the
     hinge loss (until loss 0 or ``hinge_max_epochs``; test/train error recorded every ``every`` epochs up to
     t_max) and with the X-hinge loss (Lemma 7, exact, at every recorded t <= t_max)."""
-    from cnnbias.engine import StopRule, train
 
     task = make_task(task_name, d)
     idx1, mask1 = training_sets(task, [n], 1, experiment)
@@ -229,4 +228,43 @@ def init_runs(
         torch.stack(xs_te),
         torch.stack(xs_tr),
         float(asym[0]),
+    )
+
+
+def train_hinge(
+    model: str,
+    task: PositionTask,
+    idx: Tensor,
+    mask: Tensor,
+    params: dict[str, Tensor],
+    lr: float,
+    max_epochs: int,
+    record_every: int | None = None,
+):
+    """Full-batch GD on the hinge loss until the training loss is exactly 0 (or max_epochs), all runs batched.
+
+    Returns the engine's TrainResult; with ``record_every`` the history holds the test error on the whole
+    dataset (key "test_err") and the training error (key "train_err") every ``record_every`` epochs.
+    """
+    loss_fn = L.make_loss(model, task, idx, mask, "hinge")
+    record = None
+    if record_every is not None:
+        y_tr = task.y[idx]
+
+        def record(p: dict[str, Tensor], runs) -> dict[str, Tensor]:
+            w = L.effective_weight(model, p)
+            ii = idx[runs] if runs is not None else idx
+            mm = mask[runs] if runs is not None else mask
+            tr = (L.ebar(y_tr[ii] * L.scores(w, task, ii)) * mm).sum(-1) / mm.sum(-1)
+            return {"test_err": L.test_error(w, task), "train_err": tr}
+
+    return train(
+        loss_fn,
+        {k_: v.clone() for k_, v in params.items()},
+        optimizer="gd",
+        lr=lr,
+        stop=StopRule(max_epochs=max_epochs, loss_below=0.0),
+        n_train=idx.shape[1],
+        record=record,
+        record_every=record_every or 1,
     )

@@ -1,4 +1,4 @@
-"""Tests for cnnbias.convlin (Part I experiment drivers), at smoke sizes."""
+"""Tests for cnnbias.experiments.convlin (Part I experiment drivers), at smoke sizes."""
 
 import torch
 from cnnbias import convlin as E

@@ -1,0 +1,470 @@
+"""Experiments of the max-pooling paper :cite:`maxpool_orthogonal`: LW_CNN (Algorithm 1, Theorem 5.1) and
+the model comparison of Sec. 7.
+
+## LW_CNN
+
+LW_CNN: layerwise gradient descent for the max-pooling CNN (Algorithm 1 of :cite:`maxpool_orthogonal`)
+and the quantities of the proof of Theorem 5.1.
+
+Algorithm 1.  Split ``S`` into ``S1`` (the first ``ceil(m/2)`` points) and ``S2`` (the rest).
+Initialize every filter ``w_i^(0)`` uniformly on the sphere of radius ``r`` in R^d and every
+``a_i^(0)`` uniformly in {-1, +1}, independently.  Phase 1: ``T1`` steps of GD with step ``eta1``
+on the logistic loss ``L1(W, a^(0))`` over ``S1`` (``a`` frozen).  Phase 2: ``T2`` steps of GD with
+step ``eta2`` on ``L2(W^(T1), a)`` over ``S2`` (``W`` frozen).  Both phases are batched over runs by
+:func:`cnnbias.engine.train`.
+
+Coordinates.  The data are orthonormal patterns ``o_1..o_l``; here ``l = d`` and we work in the
+pattern basis (one-hot patterns): the sphere initialization is rotation invariant and GD is
+equivariant under rotations, so the trajectory of ``(o_j . w_i^(t))_j`` is the same for every
+orthonormal basis.  Then ``o_j . w_i = W[i, j]`` and the network is a gather
+(:func:`cnnbias.models.maxpool.forward`).
+
+Proof quantities (0-based pattern indices: 0 = ``o_1``, 1 = ``o_2``):
+
+- lucky filters (Eq. 6): ``W_0^+ ∩ A^+`` = {i : argmax over patterns except 1 of ``W[i, :]`` is 0,
+  ``W[i, 0] > 0``, ``a_i = +1``}; ``W_0^- ∩ A^-`` symmetric.  Lemma 5.2 (App. B):
+  ``P(i lucky+) = (1 - 2^{-d+1}) / (2(d-1))``, and ``k/(4d) <= |lucky+| <= k/d`` w.p. ``>= 1 - 2e^{-d}``
+  per set, via Hoeffding: ``P(| |lucky+|/k - p | > 1/(4d)) <= 2 exp(-2k/(16 d^2))`` (Eq. 13).
+- Lemma 5.3 / Cor. 5.4: for lucky+ filters ``o_1 . w_i^(t) >= t eta1 / 9`` and ``o_j . w_i^(t) <= r``
+  for ``j != 1`` (lucky-: same with ``o_2``).  Lemma 5.5: ``o_j . w_i^(t) <= 2 eta1 t`` for all i, j,
+  ``t >= 1``.
+- Part 3 (App. E): ``z(x)_i = max_j relu(w_i^(T1) . x[j])``; ``v*_i = +-80 d / (k eta1 T1)`` on the
+  lucky sets separates ``D_z`` with margin 1; ``||v*||^2 <= 2 80^2 d / (k eta1^2 T1^2)``,
+  ``||z(x)||^2 <= 4 k eta1^2 T1^2``.
+
+
+## ConvPool vs MLP vs SVM
+
+ConvPool vs MLP vs hard-margin linear SVM on pattern detection (Sec. 7 of :cite:`maxpool_orthogonal`).
+
+All repetitions and training-set sizes of a figure train as ONE batched program per model
+(:func:`cnnbias.engine.train`): the runs are (repetition, sample size) pairs; run ``r`` holds the
+first ``m_r`` examples of its own training pool, padded to the largest size, and its loss is the
+mean logistic loss over its ``m_r`` real examples (a 0/1 mask removes the padding), so every run
+is exactly a full-batch Adam run on its own training set.
+
+- ConvPool: Eq. 1 (conv with non-overlapping filters, ReLU, max-pool, trained readout ``a``),
+  PyTorch-default initialization, trained with Adam (the paper: "standard training with Adam").
+- MLP: one hidden layer with as many parameters as ConvPool (:mod:`cnnbias.models.mlp`).
+- SVM: hard-margin linear SVM on the flattened input (scikit-learn's ``SVC(kernel="linear")``
+  with a large ``C``, with intercept).  On non-separable (noisy) data it returns the soft-margin
+  solution for that ``C``.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from cnnbias import config, engine
+from cnnbias.data import patterns as P
+from cnnbias.data.digit_patterns import sample_digit_patterns, split_pools
+from cnnbias.data.digits import load_digits
+from cnnbias.data.noisy_patterns import noisy_embed
+from cnnbias.models import maxpool, mlp
+from cnnbias.stats import error_rate
+
+__all__ = ["compare_models", "conv_forward", "conv_init", "svm_fit_predict", "train_masked", 
+    "LWResult",
+    "default_hparams",
+    "dynamics_checks",
+    "eq14_holds",
+    "hoeffding_bound",
+    "lucky_masks",
+    "lucky_probability",
+    "lw_cnn",
+    "representation",
+    "sphere_init",
+    "split",
+    "theorem_conditions",
+    "v_star",
+]
+
+
+def sphere_init(k: int, d: int, r: float, gens: Sequence[torch.Generator], dtype=torch.float64):
+    """``W [R, k, d]`` uniform on the sphere of radius ``r``, ``a [R, k]`` uniform in {-1, +1}, each run
+    from its own generator (W and a independent)."""
+    if int(k) < 1 or int(d) < 2 or not r > 0:
+        raise ValueError(f"need k >= 1, d >= 2 and r > 0; got k={k}, d={d}, r={r}")
+    Ws, As = [], []
+    for g in gens:
+        w = torch.randn(k, d, generator=g, dtype=torch.float64)
+        Ws.append(r * w / w.norm(dim=1, keepdim=True))
+        As.append(torch.where(torch.rand(k, generator=g) < 0.5, 1.0, -1.0).to(torch.float64))
+    return torch.stack(Ws).to(dtype), torch.stack(As).to(dtype)
+
+
+def lucky_masks(W: torch.Tensor, a: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Boolean ``[R, k]`` masks of ``W_t^+ ∩ A^+`` and ``W_t^- ∩ A^-`` (Eq. 6), ``W`` in the pattern basis."""
+    plus_scores = W.clone()
+    plus_scores[..., 1] = -math.inf
+    minus_scores = W.clone()
+    minus_scores[..., 0] = -math.inf
+    wplus = (plus_scores.argmax(-1) == 0) & (W[..., 0] > 0)
+    wminus = (minus_scores.argmax(-1) == 1) & (W[..., 1] > 0)
+    return wplus & (a > 0), wminus & (a < 0)
+
+
+def lucky_probability(d: int) -> float:
+    """``P(i in W_0^+ ∩ A^+) = (1 - 2^{-d+1}) / (2(d-1))`` (Lemma 5.2 / App. B), for ``l = d`` patterns."""
+    if int(d) < 3:
+        raise ValueError(f"d must be >= 3, got {d}")
+    return (1 - 2.0 ** (-d + 1)) / (2 * (d - 1))
+
+
+def hoeffding_bound(k: int, d: int) -> float:
+    """Eq. 13: ``P(| |W_0^+ ∩ A^+|/k - p | > 1/(4d)) <= 2 exp(-2 k (1/(4d))^2)``."""
+    return 2 * math.exp(-2 * k / (4 * d) ** 2)
+
+
+def theorem_conditions(k: int, d: int, T1: int, eta1: float, eta2: float, r: float) -> dict[str, bool]:
+    """The assumptions of Theorem 5.1."""
+    return {
+        "T1 > 0": T1 > 0,
+        "eta1 <= 1/(4k(T1+1))": eta1 <= 1 / (4 * k * (T1 + 1)) * (1 + 1e-12),
+        "eta2 < 8k": eta2 < 8 * k,
+        "r <= eta1/200": r <= eta1 / 200 * (1 + 1e-12),
+        "k > 8 d^3": k > 8 * d**3,
+    }
+
+
+def default_hparams(d: int, T1: int, eta2_fraction: float = 0.5) -> dict[str, float]:
+    """The largest settings the theorem allows: ``k = 8 d^3 + 1``, ``eta1 = 1/(4k(T1+1))``,
+    ``r = eta1/200``, ``eta2 = eta2_fraction * 8k``."""
+    k = 8 * d**3 + 1
+    eta1 = 1 / (4 * k * (T1 + 1))
+    return {"k": k, "eta1": eta1, "r": eta1 / 200, "eta2": eta2_fraction * 8 * k, "T1": T1}
+
+
+def split(m: int) -> int:
+    """``m1 = ceil(m / 2)``: ``S1`` is the first ``m1`` points."""
+    return (int(m) + 1) // 2
+
+
+def eq14_holds(y: torch.Tensor, mask1: torch.Tensor) -> torch.Tensor:
+    """Eq. 14 (the event the proof of Lemma C.3 conditions on; read as ``|S1^+|, |S1^-| >= m1/3``)."""
+    m1 = mask1.sum(-1)
+    return (((y > 0) * mask1).sum(-1) >= m1 / 3) & (((y < 0) * mask1).sum(-1) >= m1 / 3)
+
+
+@dataclass
+class LWResult:
+    W0: torch.Tensor
+    a0: torch.Tensor
+    W: torch.Tensor  # W^(T1)
+    a: torch.Tensor  # a^(T2)
+    W_history: torch.Tensor  # [T1+1, R, k, d] (every record_every steps)
+    W_epochs: list[int]
+    mask1: torch.Tensor  # [R, M] 1 on S1
+    mask2: torch.Tensor  # [R, M] 1 on S2
+    loss2_history: torch.Tensor  # [T, R]
+    loss2_epochs: list[int]
+    loss1_final: torch.Tensor
+    loss2_final: torch.Tensor
+    hp: dict = field(default_factory=dict)
+
+
+def lw_cnn(idx: torch.Tensor, y: torch.Tensor, *, k: int, d: int, T1: int, T2: int, eta1: float, eta2: float,
+           r: float, gens: Sequence[torch.Generator], sizes: Sequence[int] | None = None,
+           record_W_every: int = 1, record_loss_every: int = 10, record_W: bool = True) -> LWResult:
+    """Run Algorithm 1 for R runs at once.  ``idx [R, M, n]`` pattern indices (``d`` one-hot patterns),
+    ``y [R, M]``; ``gens[r]`` draws run r's initialization.  ``sizes[r] <= M`` (default ``M``): run r
+    uses only its first ``sizes[r]`` points (``S1`` = the first ``ceil(sizes[r]/2)``, ``S2`` the rest),
+    so runs with different training-set sizes train in one batch (0/1 masks, per-run mean losses)."""
+    if idx.dim() != 3 or y.shape != idx.shape[:2]:
+        raise ValueError(f"idx must be [R, m, n] and y [R, m]; got {tuple(idx.shape)}, {tuple(y.shape)}")
+    R, m, _ = idx.shape
+    if len(gens) != R:
+        raise ValueError(f"gens must hold one generator per run ({R}), got {len(gens)}")
+    if m < 2 or T1 < 1 or T2 < 1:
+        raise ValueError(f"need m >= 2, T1 >= 1, T2 >= 1; got m={m}, T1={T1}, T2={T2}")
+    if k < 1 or not (eta1 > 0 and eta2 > 0 and r > 0):
+        raise ValueError(f"need k >= 1 and positive eta1, eta2, r; got k={k}, eta1={eta1}, eta2={eta2}, r={r}")
+    sz = torch.full((R,), m, dtype=torch.int64) if sizes is None else torch.as_tensor(sizes, dtype=torch.int64)
+    if sz.shape != (R,) or bool((sz < 2).any()) or bool((sz > m).any()):
+        raise ValueError(f"sizes must hold one size in [2, {m}] per run, got {sizes!r}")
+    m1 = (sz + 1) // 2
+    pos = torch.arange(m).unsqueeze(0)
+    mask1 = (pos < m1.unsqueeze(1)).to(torch.float64)
+    mask2 = ((pos >= m1.unsqueeze(1)) & (pos < sz.unsqueeze(1))).to(torch.float64)
+    W0, a0 = sphere_init(k, d, r, gens)
+    # float64 always (the proof's quantities are ~1e-5 with slacks ~1e-11); on the configured device
+    dev = config.device()
+    W0d, a0d = W0.to(dev), a0.to(dev)
+    idx, y = idx.to(dev), y.to(device=dev, dtype=torch.float64)
+    mask1d, mask2d = mask1.to(dev), mask2.to(dev)
+
+    def masked_mean(v, msk):
+        return (v * msk).sum(-1) / msk.sum(-1)
+
+    def loss1(p, batch):
+        out = maxpool.forward(p["W"], p["a"], idx=batch.take(idx))
+        return masked_mean(engine.logistic(batch.take(y) * out), batch.take(mask1d))
+
+    res1 = engine.train(loss1, {"W": W0d, "a": a0d}, trainable=("W",), optimizer="gd", lr=eta1,
+                        stop=engine.StopRule(max_epochs=int(T1)),
+                        record=(lambda p, runs: {"W": p["W"]}) if record_W else None, record_every=record_W_every)
+    W1 = res1.params["W"]
+    Z = maxpool.responses(W1, idx=idx)  # [R, M, k], the fixed features z(x) of phase 2
+
+    def loss2(p, batch):
+        out = torch.einsum("rmk,rk->rm", batch.take(Z), p["a"])
+        return masked_mean(engine.logistic(batch.take(y) * out), batch.take(mask2d))
+
+    res2 = engine.train(loss2, {"a": a0d.clone()}, optimizer="gd", lr=eta2,
+                        stop=engine.StopRule(max_epochs=int(T2), check_every=max(1, int(T2) // 10)),
+                        record=lambda p, runs: {"loss": loss2(p, engine.Batch(runs, None, R))},
+                        record_every=record_loss_every)
+    W1 = W1.cpu()
+    return LWResult(W0=W0, a0=a0, W=W1, a=res2.params["a"].cpu(),
+                    W_history=res1.history["W"] if record_W else W1.unsqueeze(0),
+                    W_epochs=list(res1.history_epochs) if record_W else [int(T1)],
+                    mask1=mask1, mask2=mask2, loss2_history=res2.history["loss"],
+                    loss2_epochs=list(res2.history_epochs), loss1_final=res1.final_loss,
+                    loss2_final=res2.final_loss,
+                    hp={"k": k, "d": d, "T1": T1, "T2": T2, "eta1": eta1, "eta2": eta2, "r": r})
+
+
+def dynamics_checks(res: LWResult) -> dict[str, torch.Tensor]:
+    """Per-run slacks of Lemma 5.3 / Cor. 5.4 / Lemma 5.5 over the recorded steps (>= 0 means it holds):
+
+    - ``lemma53_growth``: ``min_{t, lucky+ i} (o_1 . w_i^(t) - t eta1/9)`` (and the same for lucky- with o_2);
+    - ``lemma53_others``: ``min_{t, lucky i, j != own} (r - o_j . w_i^(t))``;
+    - ``lemma55``: ``min_{t >= 1, i, j} (2 eta1 t - o_j . w_i^(t))``.
+    Also ``n_plus``, ``n_minus``: sizes of the lucky sets at initialization.
+    """
+    hp = res.hp
+    eta1, r = hp["eta1"], hp["r"]
+    lp, lm = lucky_masks(res.W0, res.a0)  # [R, k]
+    H = res.W_history  # [T, R, k, d]
+    t = torch.tensor(res.W_epochs, dtype=H.dtype).view(-1, 1, 1)
+    inf = torch.tensor(math.inf, dtype=H.dtype)
+    g_plus = torch.where(lp.unsqueeze(0), H[..., 0] - t * eta1 / 9, inf)
+    g_minus = torch.where(lm.unsqueeze(0), H[..., 1] - t * eta1 / 9, inf)
+    growth = torch.minimum(g_plus.amin((0, 2)), g_minus.amin((0, 2)))
+    others_p = H.clone()
+    others_p[..., 0] = -inf
+    others_m = H.clone()
+    others_m[..., 1] = -inf
+    o_p = torch.where(lp.unsqueeze(0), r - others_p.amax(-1), inf).amin((0, 2))
+    o_m = torch.where(lm.unsqueeze(0), r - others_m.amax(-1), inf).amin((0, 2))
+    tt = t.view(-1, 1, 1, 1)
+    keep = (tt >= 1).expand_as(H)
+    l55 = torch.where(keep, 2 * eta1 * tt - H, inf).amin((0, 2, 3))
+    return {"lemma53_growth": growth, "lemma53_others": torch.minimum(o_p, o_m), "lemma55": l55,
+            "n_plus": lp.sum(-1), "n_minus": lm.sum(-1)}
+
+
+def representation(W: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+    """``z(x)_i = max_j relu(w_i . x[j])``: ``[R, m, k]`` (App. E)."""
+    return maxpool.responses(W, idx=idx)
+
+
+def v_star(res: LWResult) -> torch.Tensor:
+    """The separator of the proof (App. E): ``+-80 d / (k eta1 T1)`` on the lucky sets, 0 elsewhere: ``[R, k]``."""
+    hp = res.hp
+    lp, lm = lucky_masks(res.W0, res.a0)
+    c = 80 * hp["d"] / (hp["k"] * hp["eta1"] * hp["T1"])
+    return c * (lp.to(res.W.dtype) - lm.to(res.W.dtype))
+
+
+# ----------------------------------------------------------------------------------------------------
+# ConvPool vs MLP vs SVM (Sec. 7)
+# ----------------------------------------------------------------------------------------------------
+
+
+
+def conv_forward(params: dict[str, torch.Tensor], X=None, idx=None, patterns=None) -> torch.Tensor:
+    """``N_CNN(x) = sum_c a_c max_j relu(w_c . x[j])`` ``[R, m]`` (:func:`cnnbias.models.maxpool.forward`;
+    ``patterns [l, d]`` or ``[R, l, d]`` with ``idx`` gathers from ``W P^T``)."""
+    return maxpool.forward(params["W"], params["a"], X=X, idx=idx, patterns=patterns)
+
+
+def conv_init(C: int, d: int, gens: Sequence[torch.Generator], dtype=torch.float64) -> dict[str, torch.Tensor]:
+    """PyTorch-default init: ``W`` uniform in ``+-1/sqrt(d)``, ``a`` uniform in ``+-1/sqrt(C)``."""
+    W = torch.stack([(2 * torch.rand(C, d, generator=g, dtype=torch.float64) - 1) / math.sqrt(d) for g in gens])
+    a = torch.stack([(2 * torch.rand(C, generator=g, dtype=torch.float64) - 1) / math.sqrt(C) for g in gens])
+    return {"W": W.to(dtype), "a": a.to(dtype)}
+
+
+def train_masked(forward, params: dict[str, torch.Tensor], data: dict[str, torch.Tensor], y: torch.Tensor,
+                 mask: torch.Tensor, *, lr: float, epochs: int, loss_below: float | None = None,
+                 check_every: int = 10) -> engine.TrainResult:
+    """Full-batch Adam on the masked mean logistic loss of every run.
+
+    ``forward(params, **batch_data) -> [R', m]`` where ``batch_data`` holds ``batch.take`` of each
+    tensor in ``data`` (leading run axis).  ``mask [R, m]`` is 1 for a run's real examples.
+    """
+    counts = mask.sum(1)
+    if bool((counts < 1).any()):
+        raise ValueError("mask must select at least one example per run")
+
+    def loss_fn(p, batch):
+        out = forward(p, **{k: batch.take(v) for k, v in data.items()})
+        msk = batch.take(mask)
+        return (msk * engine.logistic(batch.take(y) * out)).sum(1) / msk.sum(1)
+
+    return engine.train(loss_fn, params, optimizer="adam", lr=lr,
+                        stop=engine.StopRule(max_epochs=int(epochs), loss_below=loss_below, check_every=check_every))
+
+
+def svm_fit_predict(Xtr: np.ndarray, ytr: np.ndarray, Xte: np.ndarray, C: float = 1e6,
+                    max_iter: int = 100_000) -> tuple[np.ndarray, np.ndarray]:
+    """Hard-margin (large ``C``) linear SVM: returns ``(train scores, test scores)``."""
+    from sklearn.svm import SVC
+
+    if len(np.unique(ytr)) < 2:  # one class only: predict it everywhere
+        s = float(ytr[0])
+        return np.full(len(ytr), s), np.full(len(Xte), s)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        clf = SVC(kernel="linear", C=C, tol=1e-4, max_iter=max_iter).fit(Xtr, ytr)
+    return clf.decision_function(Xtr), clf.decision_function(Xte)
+
+
+def _pad(train: Sequence[tuple[torch.Tensor, torch.Tensor]]):
+    m_max = max(int(y.shape[0]) for _, y in train)
+    R = len(train)
+    X0 = train[0][0]
+    X = torch.zeros((R, m_max) + tuple(X0.shape[1:]), dtype=X0.dtype)
+    y = torch.ones(R, m_max, dtype=torch.float64)
+    mask = torch.zeros(R, m_max, dtype=torch.float64)
+    for r, (Xr, yr) in enumerate(train):
+        k = yr.shape[0]
+        X[r, :k], y[r, :k], mask[r, :k] = Xr, yr, 1.0
+    return X, y, mask
+
+
+def compare_models(train: Sequence[tuple[torch.Tensor, torch.Tensor]], test: Sequence[tuple[torch.Tensor, torch.Tensor]],
+                   *, channels: int, gens: Sequence[torch.Generator], lr_conv: float = 0.01, lr_mlp: float = 0.01,
+                   epochs: int = 300, loss_below: float | None = 1e-3, patterns: torch.Tensor | None = None,
+                   models: Sequence[str] = ("convpool", "mlp", "svm"), svm_C: float = 1e6) -> dict[str, dict[str, torch.Tensor]]:
+    """Train every model on every run's training set; return per-model ``{"train_err", "test_err"}`` ``[R]``.
+
+    ``train[r] = (X [m_r, n, d] float, y [m_r])`` with dense patches, or ``(idx [m_r, n] int64, y)``
+    with pattern indices and ``patterns [l, d]`` or ``[R, l, d]`` (orthonormal; used by ConvPool as a gather and
+    embedded for MLP / SVM).  ``test[r]`` likewise.  ``gens[r]`` initializes run ``r``'s networks.
+    """
+    if len(train) != len(test) or len(train) != len(gens):
+        raise ValueError("train, test and gens must have one entry per run")
+    unknown = set(models) - {"convpool", "mlp", "svm"}
+    if unknown:
+        raise ValueError(f"models may contain 'convpool', 'mlp', 'svm'; got {sorted(unknown)}")
+    indexed = train[0][0].dtype == torch.int64
+    if indexed and patterns is None:
+        raise ValueError("patterns are needed when the data are pattern indices")
+
+    def dense(Z):
+        if not indexed:
+            return Z
+        if patterns.dim() == 2:
+            return patterns[Z]
+        return torch.stack([patterns[r][Z[r]] for r in range(Z.shape[0])])
+
+    Xp, yp, mask = _pad(train)
+    Xte = torch.stack([t[0] for t in test])
+    yte = torch.stack([t[1] for t in test]).to(torch.float64)
+    d = patterns.shape[-1] if indexed else Xp.shape[-1]
+    n = Xp.shape[2]
+    out: dict[str, dict[str, torch.Tensor]] = {}
+    cpu_gens = list(gens)
+    if "convpool" in models:
+        params = conv_init(channels, d, cpu_gens)
+        if indexed:
+            Pr = patterns if patterns.dim() == 3 else patterns.expand(len(train), *patterns.shape)
+            fwd = lambda p, idx, P: conv_forward(p, idx=idx, patterns=P)
+            data_tr, data_te = {"idx": Xp, "P": Pr}, {"idx": Xte, "P": Pr}
+        else:
+            fwd = lambda p, X: conv_forward(p, X=X)
+            data_tr, data_te = {"X": Xp}, {"X": Xte}
+        t0 = time.perf_counter()
+        res = train_masked(fwd, params, data_tr, yp, mask, lr=lr_conv, epochs=epochs, loss_below=loss_below)
+        with torch.no_grad():
+            s_tr = fwd(res.params, **data_tr)
+            s_te = fwd(res.params, **data_te)
+        out["convpool"] = {"train_err": _masked_err(s_tr, yp, mask), "test_err": error_rate(s_te, yte),
+                           "epochs": res.epochs, "seconds": time.perf_counter() - t0}
+    if "mlp" in models or "svm" in models:
+        Fp = dense(Xp).reshape(Xp.shape[0], Xp.shape[1], -1)
+        Fte = dense(Xte).reshape(Xte.shape[0], Xte.shape[1], -1)
+    if "mlp" in models:
+        hidden = mlp.hidden_for_params(channels * d + channels, n * d)
+        params = mlp.init(hidden, n * d, cpu_gens)
+        t0 = time.perf_counter()
+        res = train_masked(lambda p, F: mlp.forward(p, F), params, {"F": Fp}, yp, mask, lr=lr_mlp,
+                           epochs=epochs, loss_below=loss_below)
+        with torch.no_grad():
+            s_tr, s_te = mlp.forward(res.params, Fp), mlp.forward(res.params, Fte)
+        out["mlp"] = {"train_err": _masked_err(s_tr, yp, mask), "test_err": error_rate(s_te, yte),
+                      "epochs": res.epochs, "hidden": hidden, "seconds": time.perf_counter() - t0}
+    if "svm" in models:
+        tr_err, te_err = [], []
+        t0 = time.perf_counter()
+        for r in range(len(train)):
+            k = int(mask[r].sum())
+            a, b = svm_fit_predict(Fp[r, :k].numpy(), yp[r, :k].numpy(), Fte[r].numpy(), C=svm_C)
+            tr_err.append(float(error_rate(torch.as_tensor(a), yp[r, :k])))
+            te_err.append(float(error_rate(torch.as_tensor(b), yte[r])))
+        out["svm"] = {"train_err": torch.tensor(tr_err), "test_err": torch.tensor(te_err),
+                      "seconds": time.perf_counter() - t0}
+    return out
+
+
+def _masked_err(scores: torch.Tensor, y: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    e = (y * scores < 0).to(torch.float64) + 0.5 * (scores == 0).to(torch.float64)
+    return (e * mask).sum(1) / mask.sum(1)
+
+
+def pattern_runs(sizes: Sequence[int], reps: int, *, n: int, d: int, l: int | None = None, noise: float = 0.0,
+                 m_test: int = 1000, gens: Sequence[torch.Generator]):
+    """Datasets of Fig. 3a/3b/4: run ``r = rep * len(sizes) + s`` has its own random orthogonal patterns
+    (``l`` rows of a Haar orthogonal matrix in R^d, default ``l = d``), ``sizes[s]`` training points of
+    ``D`` and ``m_test`` test points, from ``gens[r]``.  Clean data are returned as pattern indices
+    (with ``patterns [R, l, d]``), noisy data as dense patches (``patterns`` None).
+    Returns ``(train, test, patterns)`` for :func:`compare_models`."""
+
+    l = d if l is None else l
+    if len(gens) != reps * len(sizes):
+        raise ValueError(f"need one generator per run ({reps * len(sizes)}), got {len(gens)}")
+    train, test, pats = [], [], []
+    for r, g in enumerate(gens):
+        m = int(sizes[r % len(sizes)])
+        O = P.orthogonal_patterns(l, d, g)
+        idx, y = P.sample_D(m, n, l, g)
+        it, yt = P.sample_D(m_test, n, l, g)
+        if noise == 0:
+            train.append((idx, y))
+            test.append((it, yt))
+        else:
+            train.append((noisy_embed(idx, O, noise, g), y))
+            test.append((noisy_embed(it, O, noise, g), yt))
+        pats.append(O)
+    return train, test, (torch.stack(pats) if noise == 0 else None)
+
+
+def digit_runs(sizes: Sequence[int], reps: int, *, n: int = 4, m_test: int = 1000,
+               gens: Sequence[torch.Generator], pos: int = 3, neg: int = 5, root=None):
+    """Datasets of Fig. 3c: images of ``n`` digits (:mod:`cnnbias.data.digit_patterns`); each run splits
+    the digit images into train / test pools with its own generator.  Returns ``(train, test, source)``."""
+
+    images, labels, source = load_digits(root)
+    images, labels = torch.as_tensor(images), torch.as_tensor(labels)
+    train, test = [], []
+    for r, g in enumerate(gens):
+        tr_pool, te_pool = split_pools(images, labels, pos=pos, neg=neg, generator=g)
+        train.append(sample_digit_patterns(int(sizes[r % len(sizes)]), tr_pool, n=n, generator=g))
+        test.append(sample_digit_patterns(m_test, te_pool, n=n, generator=g))
+    return train, test, source
+
+
+def by_size(values: torch.Tensor, reps: int, n_sizes: int) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and standard deviation over repetitions of per-run values ordered ``rep * n_sizes + s``."""
+    v = torch.as_tensor(values, dtype=torch.float64).reshape(reps, n_sizes)
+    sd = v.std(0) if reps > 1 else torch.zeros(n_sizes, dtype=torch.float64)
+    return v.mean(0).numpy(), sd.numpy()

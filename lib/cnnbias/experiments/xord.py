@@ -1,0 +1,301 @@
+"""Experiments of the XORD paper :cite:`xord`: training on Eq. 3 through :mod:`cnnbias.engine` (all channel
+counts of a figure in one batched program), the channel sweeps of Sec. 6 / App. A.2-A.4, OBD, and the
+digit CNN of Sec. 6.2 (training and k-means compression)."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from cnnbias import config
+from cnnbias.data import xord as X
+from cnnbias.engine import StopRule, train
+from cnnbias.models import maxpool
+from cnnbias.models import small_cnn as S
+from cnnbias.theory.xord import n_detected, test_error_exact
+
+# ----------------------------------------------------------------------------------------------------------------
+# Training (Eq. 3) through cnnbias.engine, all channel counts of a figure in one batched program
+# ----------------------------------------------------------------------------------------------------------------
+
+
+def init_filters(ks: list[int] | Tensor, sigma_g: list[float] | Tensor, gens: list[torch.Generator],
+                 dim: int = 2, dtype: torch.dtype = torch.float64) -> tuple[Tensor, Tensor]:
+    """Gaussian initialization ``N(0, sigma_g^2)`` of ``2 k_r`` filters for every run ``r``, padded to
+    ``K = max k``: returns ``W [R, 2K, dim]`` (w filters in rows ``0..k_r-1``, u filters in rows ``K..K+k_r-1``,
+    zeros elsewhere) and the channel mask ``[R, 2K]`` (float 0/1).  Run ``r`` draws from ``gens[r]`` only, so
+    the result does not depend on which channel counts share the batch."""
+    ks = [int(k) for k in ks]
+    if len(ks) != len(gens) or len(ks) != len(sigma_g):
+        raise ValueError("ks, sigma_g and gens must have one entry per run")
+    if min(ks) < 1:
+        raise ValueError(f"every k must be >= 1, got {min(ks)}")
+    K = max(ks)
+    W = torch.zeros(len(ks), 2 * K, dim, dtype=dtype)
+    mask = torch.zeros(len(ks), 2 * K, dtype=dtype)
+    for r, (k, s, g) in enumerate(zip(ks, sigma_g, gens)):
+        w = float(s) * torch.randn(2 * k, dim, generator=g, dtype=dtype)
+        W[r, :k], W[r, K:K + k] = w[:k], w[k:]
+        mask[r, :k], mask[r, K:K + k] = 1.0, 1.0
+    return W, mask
+
+
+def eq3_loss(out: Tensor, y: Tensor, gamma: float | Tensor) -> Tensor:
+    """Eq. 3 per run: ``(1/m) sum_pos max{gamma - N, 0} + (1/m) sum_neg max{1 + N, 0}`` with ``m`` points per class
+    (``out, y [R, 2m]``; classes balanced).  ``gamma`` may be a float or a per-run tensor ``[R]``."""
+    g = torch.as_tensor(gamma, dtype=out.dtype, device=out.device)
+    if g.ndim == 1:
+        g = g[:, None]
+    pos = (y > 0).to(out.dtype)
+    m = pos.sum(-1).clamp(min=1)
+    per = pos * torch.relu(g - out) + (1 - pos) * torch.relu(1 + out)
+    return per.sum(-1) / m
+
+
+def forward_patterns(W: Tensor, pats: Tensor, idx: Tensor, mask: Tensor | None = None) -> Tensor:
+    """Eq. 1 / Eq. 8 on pattern-index inputs: ``N_W`` for ``W [R, 2K, dim]``, pattern matrix ``pats [L, dim]`` and
+    ``idx [R, m, n]``.  Computed as ``cnnbias.models.maxpool.forward_fixed`` of the projections ``W pats^T``
+    (a gather over the ``L`` patterns, ``patterns=`` of the core model), which equals the dense forward pass on
+    ``pats[idx]``."""
+    if mask is not None:
+        W = W * mask[..., None]
+    return maxpool.forward_fixed(W, idx=idx, patterns=pats)
+
+
+def train_fixed_readout(
+    W0: Tensor, mask: Tensor, pats: Tensor, idx: Tensor, y: Tensor, lr: Tensor, gamma: float | Tensor,
+    max_epochs: int, patience: int | None = 20, record=None, record_every: int = 1,
+):
+    """Gradient descent on Eq. 3 over the first layer only (readout fixed to +-1), through
+    :func:`cnnbias.engine.train`; stops at zero loss (a global minimum, where the gradient vanishes), after
+    ``patience`` non-improving iterations, or at ``max_epochs``.  Returns the engine's ``TrainResult``."""
+    dev, dt = W0.device, W0.dtype
+    gam = torch.as_tensor(gamma, dtype=dt).to(dev)
+    pats, idx, mask, y = pats.to(dev, dt), idx.to(dev), mask.to(dev, dt), y.to(dev, dt)
+    lr = lr.to(dev, dt) if isinstance(lr, Tensor) else lr
+
+    def loss_fn(params, batch):
+        g = batch.take(gam) if gam.ndim == 1 else gam
+        out = forward_patterns(params["W"], pats, batch.take(idx), batch.take(mask))
+        return eq3_loss(out, batch.take(y), g)
+
+    stop = StopRule(max_epochs=max_epochs, loss_below=0.0, patience=patience)
+    return train(loss_fn, {"W": W0}, trainable=("W",), optimizer="gd", lr=lr, stop=stop,
+                 record=record, record_every=record_every)
+
+
+def compress_to_sets(idx: Tensor, y: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """Group each run's training points by pattern set (App. C: N_W and its gradient depend on a point only through
+    its pattern set).  ``idx [R, m, d], y [R, m]`` -> ``masks [R, U, 4]`` (bool), ``ys [R, U]`` and ``counts [R, U]``
+    (number of training points with that set; 0 for padding rows).  The Eq. 3 loss of the compressed data with
+    these counts equals the loss of the original data (:func:`eq3_loss_sets`)."""
+    if idx.ndim != 3 or y.shape != idx.shape[:2]:
+        raise ValueError(f"idx must be [R, m, d] and y [R, m], got {tuple(idx.shape)} and {tuple(y.shape)}")
+    s = X.pattern_set(idx)  # [R, m, 4]
+    code = (s.long() * torch.tensor([1, 2, 4, 8])).sum(-1)  # 1..15
+    R = idx.shape[0]
+    rows = [torch.unique(code[r], return_counts=True) for r in range(R)]
+    U = max(len(u) for u, _ in rows)
+    masks = torch.zeros(R, U, 4, dtype=torch.bool)
+    counts = torch.zeros(R, U, dtype=y.dtype)
+    ys = torch.ones(R, U, dtype=y.dtype)
+    bits = torch.tensor([1, 2, 4, 8])
+    for r, (u, c) in enumerate(rows):
+        masks[r, : len(u)] = (u[:, None] & bits) > 0
+        counts[r, : len(u)] = c.to(y.dtype)
+        ys[r, : len(u)] = torch.where(masks[r, : len(u), 0] | masks[r, : len(u), 2], 1.0, -1.0).to(y.dtype)
+    return masks, ys, counts
+
+
+def network_on_run_sets(W: Tensor, masks: Tensor, mask_channels: Tensor | None = None) -> Tensor:
+    """``N_W`` for per-run pattern sets ``masks [R, U, 4]`` (faster twin of :func:`network_on_sets`), ``[R, U]``."""
+    k = W.shape[1] // 2
+    if mask_channels is not None:
+        W = W * mask_channels[..., None]
+    act = torch.relu(W @ X.patterns(W.dtype, W.device).T)  # [R, C, 4]
+    resp = (masks.to(W.dtype)[:, :, None, :] * act[:, None]).max(-1).values  # [R, U, C]
+    return resp[..., :k].sum(-1) - resp[..., k:].sum(-1)
+
+
+def eq3_loss_sets(out: Tensor, ys: Tensor, counts: Tensor, gamma: float | Tensor) -> Tensor:
+    """Eq. 3 on compressed data: ``sum_u counts_u * hinge_u / m`` with ``m`` = number of positive points."""
+    g = torch.as_tensor(gamma, dtype=out.dtype, device=out.device)
+    if g.ndim == 1:
+        g = g[:, None]
+    pos = (ys > 0).to(out.dtype)
+    m = (pos * counts).sum(-1).clamp(min=1)
+    per = pos * torch.relu(g - out) + (1 - pos) * torch.relu(1 + out)
+    return (counts * per).sum(-1) / m
+
+
+def train_xord_sets(
+    W0: Tensor, mask: Tensor, idx: Tensor, y: Tensor, lr: Tensor, gamma: float | Tensor, max_epochs: int,
+    patience: int | None = 20, record=None, record_every: int = 1,
+):
+    """Like :func:`train_fixed_readout` for XORD data, but on the pattern-set compression of the training set
+    (:func:`compress_to_sets`): the same GD iterates (the tests check it against the dense network), fewer
+    operations.  Returns the engine's ``TrainResult``."""
+    dev, dt = W0.device, W0.dtype
+    masks, ys, counts = compress_to_sets(idx.cpu(), y.cpu())
+    masks, ys, counts, mask = masks.to(dev), ys.to(dev, dt), counts.to(dev, dt), mask.to(dev, dt)
+    gam = torch.as_tensor(gamma, dtype=dt).to(dev)
+    lr = lr.to(dev, dt) if isinstance(lr, Tensor) else lr
+
+    def loss_fn(params, batch):
+        g = batch.take(gam) if gam.ndim == 1 else gam
+        out = network_on_run_sets(params["W"], batch.take(masks), batch.take(mask))
+        return eq3_loss_sets(out, batch.take(ys), batch.take(counts), g)
+
+    stop = StopRule(max_epochs=max_epochs, loss_below=0.0, patience=patience)
+    return train(loss_fn, {"W": W0}, trainable=("W",), optimizer="gd", lr=lr, stop=stop,
+                 record=record, record_every=record_every)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Experiments of Sec. 6 / App. A.2-A.4 (channel sweeps)
+# ----------------------------------------------------------------------------------------------------------------
+
+
+def xord_channel_sweep(name: str, cfg: dict, channels: list[int], gammas: list[float], R: int,
+                       groups: list[list[int]] | None = None, device: torch.device | str | None = None
+                       ) -> dict[str, Tensor]:
+    """Fig. 1 / Fig. 5 / Fig. 2b: train ``R`` runs for every channel count ``2k`` in ``channels`` and every
+    ``gamma``, on ``m`` positive and ``m`` negative points of the mixture ``D`` with ``p+, p-`` (``cfg`` keys
+    ``d, m, p_plus, p_minus, lr_c, sigma_g, max_epochs, patience``), learning rate ``lr_c / channels``.
+
+    Channel counts in one of ``groups`` share one batched program (padding with masked filters).  Run ``r`` of
+    setting ``(c, gamma)`` draws its data and initialization from ``config.generators(name, {..c, gamma..})[r]``.
+    Returns per-run tensors (on the CPU): ``channels, gamma, test_error`` (exact, :func:`test_error_exact`),
+    ``train_error``, ``n_detected`` (c_d = 1e-4), ``epochs``.  ``device``: where to train (default CPU, float64;
+    elsewhere ``config.dtype(device)``); data and initializations are always drawn on the CPU.
+    """
+    dev = torch.device(device or "cpu")
+    dt = config.dtype(dev) if dev.type != "cpu" else torch.float64
+
+    groups = [g for g in (groups or [channels]) if g]  # empty groups are skipped
+    out: dict[str, list] = {k: [] for k in ("channels", "gamma", "test_error", "train_error", "n_detected", "epochs")}
+    for grp in groups:
+        ks, gams, gens, sig = [], [], [], []
+        for c in grp:
+            if c % 2 or c < 2:
+                raise ValueError(f"channels must be even (2k), got {c}")
+            for gam in gammas:
+                gs = config.generators(name, {**cfg, "channels": c, "gamma": gam}, R)
+                gens += gs
+                ks += [c // 2] * R
+                gams += [float(gam)] * R
+        sig = [cfg["sigma_g"]] * len(ks)
+        data = [X.sample_xord(cfg["m"], cfg["m"], cfg["d"], g, cfg["p_plus"], cfg["p_minus"]) for g in gens]
+        idx = torch.stack([a for a, _ in data])
+        y = torch.stack([b for _, b in data])
+        W0, mask = init_filters(ks, sig, gens)
+        lr = torch.tensor([cfg["lr_c"] / (2 * k) for k in ks], dtype=torch.float64)
+        gam_t = torch.tensor(gams, dtype=torch.float64)
+        res = train_xord_sets(W0.to(dev, dt), mask.to(dev, dt), idx, y, lr, gam_t, cfg["max_epochs"], cfg["patience"])
+        W = res.params["W"].cpu().double()
+        with torch.no_grad():
+            tr = forward_patterns(W, X.patterns(), idx, mask)
+            tr_err = torch.where(torch.sign(tr) == 0, 0.5, (torch.sign(tr) != y).double()).mean(-1)
+            te = test_error_exact(W, cfg["d"], cfg["p_plus"], cfg["p_minus"], mask)
+            nd = n_detected(W, 1e-4, mask)
+        out["channels"].append(torch.tensor([2 * k for k in ks]))
+        out["gamma"].append(gam_t)
+        out["test_error"].append(te)
+        out["train_error"].append(tr_err)
+        out["n_detected"].append(nd)
+        out["epochs"].append(res.epochs)
+    return {k: torch.cat(v) for k, v in out.items()}
+
+
+def obd_channel_sweep(name: str, cfg: dict, channels: list[int], R: int, groups: list[list[int]] | None = None,
+                      device: torch.device | str | None = None) -> dict[str, Tensor]:
+    """Fig. 2a/2c: the OBD problem (App. A.4) with ``d1`` (cfg ``d1``), ``m`` points per class (pattern counts
+    drawn from cfg ``sizes``, default (4, 6, 8, 10)), learning rate
+    ``lr_c / channels``, hinge margin ``gamma``, stop rules ``max_epochs, patience``, initialization ``sigma_g``;
+    test error by Monte Carlo on ``n_test`` points per class (one test set shared by all runs, drawn from its own
+    seed).  Detection (Def. 5.1 generalized): pattern ``v`` is detected if ``sum_i relu(w(i).v) > 1e-4`` for
+    positive patterns (``u`` for negative ones); ``n_detected`` counts the ``2 d1`` patterns.  ``device`` as in
+    :func:`xord_channel_sweep`; results are returned on the CPU."""
+    dev = torch.device(device or "cpu")
+    dt = config.dtype(dev) if dev.type != "cpu" else torch.float64
+
+    d1 = cfg["d1"]
+    pats = X.obd_patterns(d1)
+    gt = torch.Generator().manual_seed(config.run_seed(name + ".test", cfg, 0))
+    sizes = tuple(cfg.get("sizes", (4, 6, 8, 10)))
+    te_idx = torch.cat([X.sample_obd(cfg["n_test"], 1, d1, gt, sizes), X.sample_obd(cfg["n_test"], -1, d1, gt, sizes)])
+    te_y = X.obd_label(te_idx, d1)
+    groups = [g for g in (groups or [channels]) if g]  # empty groups are skipped
+    out: dict[str, list] = {k: [] for k in ("channels", "test_error", "train_error", "n_detected", "epochs")}
+    for grp in groups:
+        ks, gens = [], []
+        for c in grp:
+            gs = config.generators(name, {**cfg, "channels": c}, R)
+            gens += gs
+            ks += [c // 2] * R
+        idx = torch.stack([torch.cat([X.sample_obd(cfg["m"], 1, d1, g, sizes), X.sample_obd(cfg["m"], -1, d1, g, sizes)])
+                           for g in gens])
+        y = X.obd_label(idx, d1)
+        W0, mask = init_filters(ks, [cfg["sigma_g"]] * len(ks), gens, dim=d1)
+        lr = torch.tensor([cfg["lr_c"] / (2 * k) for k in ks], dtype=torch.float64)
+        res = train_fixed_readout(W0.to(dev, dt), mask.to(dev, dt), pats, idx, y, lr, cfg["gamma"], cfg["max_epochs"],
+                                  cfg["patience"])
+        W = res.params["W"].cpu().double()
+        with torch.no_grad():
+            tr = forward_patterns(W, pats, idx, mask)
+            tr_err = torch.where(torch.sign(tr) == 0, 0.5, (torch.sign(tr) != y).double()).mean(-1)
+            Rr = W.shape[0]
+            te = forward_patterns(W, pats, te_idx[None].expand(Rr, -1, -1), mask)
+            te_err = torch.where(torch.sign(te) == 0, 0.5, (torch.sign(te) != te_y).double()).mean(-1)
+            K = W.shape[1] // 2
+            act = torch.relu((W * mask[..., None]) @ pats.T)  # [R, 2K, 2 d1]
+            D = torch.cat([act[:, :K, :d1].sum(1), act[:, K:, d1:].sum(1)], -1)
+            nd = (D > 1e-4).sum(-1)
+        out["channels"].append(torch.tensor([2 * k for k in ks]))
+        out["test_error"].append(te_err)
+        out["train_error"].append(tr_err)
+        out["n_detected"].append(nd)
+        out["epochs"].append(res.epochs)
+    return {k: torch.cat(v) for k, v in out.items()}
+
+
+# ----------------------------------------------------------------------------------------------------
+# The digit CNN of Sec. 6.2
+# ----------------------------------------------------------------------------------------------------
+
+
+def train_cnn(params: dict[str, Tensor], images: Tensor, labels: Tensor, lr: float, epochs: int,
+              trainable: tuple[str, ...] = ("conv", "bias", "fc", "fcb"), batch_size: int | None = None,
+              shuffle_seeds: list[int] | None = None):
+    """Adam on the mean cross-entropy through :func:`cnnbias.engine.train` for a fixed number of epochs: full
+    batch by default, minibatches of ``batch_size`` (per-run shuffles from ``shuffle_seeds``) for large training
+    sets (paper scale on MNIST)."""
+    def loss_fn(p, batch):
+        return S.cross_entropy(p, batch.take(images), batch.take(labels))
+
+    n = labels.shape[1]
+    if batch_size is None or batch_size >= n:
+        return train(loss_fn, params, trainable=trainable, optimizer="adam", lr=lr, stop=StopRule(max_epochs=epochs))
+    if shuffle_seeds is None:
+        raise ValueError("shuffle_seeds (one per run) is required with batch_size < n")
+
+    # the full training loss is evaluated once, at the end (check_every = epochs)
+    return train(loss_fn, params, trainable=trainable, optimizer="adam", lr=lr,
+                 stop=StopRule(max_epochs=epochs, check_every=epochs),
+                 n_train=n, batch_size=batch_size, shuffle_seeds=shuffle_seeds)
+
+
+def cluster_filters(params: dict[str, Tensor], n_clusters: int = 4, seeds: list[int] | None = None) -> Tensor:
+    """k-means (scikit-learn, ``n_init=10``) of each run's filters-with-bias (points of R^10) into ``n_clusters``;
+    returns the centres ``[R, n_clusters, 10]`` (first 9 entries: the 3x3 filter, last: the bias)."""
+    from sklearn.cluster import KMeans  # heavy import, only when compressing
+
+    pts = torch.cat([params["conv"], params["bias"][..., None]], -1).detach().cpu().numpy()
+    R, C, _ = pts.shape
+    if n_clusters > C:
+        raise ValueError(f"n_clusters must be <= the number of channels {C}, got {n_clusters}")
+    seeds = list(range(R)) if seeds is None else seeds
+    centres = np.stack([KMeans(n_clusters, n_init=10, random_state=int(s) % (2**31)).fit(pts[r]).cluster_centers_
+                        for r, s in enumerate(seeds)])
+    return torch.from_numpy(centres).to(params["conv"].dtype)

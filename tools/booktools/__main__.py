@@ -1,0 +1,81 @@
+"""Command line of the book tooling (used by the Makefile)::
+
+    python -m booktools list                       # notebooks in execution order
+    python -m booktools execute [--jobs N] [NB ...] # execute in place (appendix last), record times
+    python -m booktools claims                     # the claims records of every chapter, as text
+    python -m booktools fix-fences FILE ...        # ```{prf:..} titles with roles -> :::{prf:..}
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from booktools.claims import book_claims, claims_counts
+from booktools.execute import TIMINGS_PATH, ExecutionFailed, execute_notebooks
+from booktools.lint import fix_fences
+from booktools.toc import execution_order, is_appendix, repo_root
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m booktools", description="Tools of the executable book.")
+    sub = parser.add_subparsers(dest="cmd", required=True)
+    sub.add_parser("list", help="print the notebooks in execution order")
+    ex = sub.add_parser("execute", help="execute notebooks in place and record their wall times")
+    ex.add_argument("notebooks", nargs="*", help="notebooks to execute (default: all; the appendix always last)")
+    ex.add_argument("--timeout", type=int, default=1800, help="seconds per cell (default 1800)")
+    ex.add_argument("--jobs", type=int, default=int(os.environ.get("BOOK_JOBS", "2")),
+                    help="notebooks executed at once (default: $BOOK_JOBS or 2)")
+    ex.add_argument("--timings", default=str(TIMINGS_PATH), help="timings CSV, relative to the root")
+    sub.add_parser("claims", help="print the claims records found in the chapters' stored outputs")
+    ff = sub.add_parser("fix-fences", help="rewrite ```{directive} titles with roles as :::{directive} (in place)")
+    ff.add_argument("files", nargs="+", help="notebooks or markdown files")
+    args = parser.parse_args(argv)
+    root = repo_root()
+    if args.cmd == "list":
+        for p in execution_order(root):
+            print(p)
+    elif args.cmd == "execute":
+        if args.jobs < 1:
+            parser.error(f"--jobs must be >= 1, got {args.jobs}")
+        paths = []
+        for nb in args.notebooks:
+            p = Path(os.path.abspath(nb))
+            if not p.is_file() or p.suffix != ".ipynb":
+                parser.error(f"{nb} is not a notebook file")
+            paths.append(p.relative_to(root))
+        paths = paths or execution_order(root)
+        # The appendix reads the chapters' stored outputs: re-execute it after any chapter, last.
+        if any(not is_appendix(p) for p in paths):
+            paths += [p for p in execution_order(root) if is_appendix(p) and p not in paths]
+        t0 = time.perf_counter()
+        try:
+            execute_notebooks(paths, root, args.timings, args.timeout, jobs=args.jobs)
+        except ExecutionFailed as e:
+            print(f"execute: FAILED: {e}", file=sys.stderr)
+            return 1
+        except KeyboardInterrupt:
+            print("execute: interrupted; notebooks not finished were left unchanged", file=sys.stderr)
+            return 130
+        print(f"executed {len(paths)} notebooks in {time.perf_counter() - t0:.0f} s ({args.jobs} at a time)")
+    elif args.cmd == "claims":
+        claims = book_claims(root)
+        for p, recs in claims.items():
+            print(f"{p}: {len(recs)} claims, {sum(not r.passed for r in recs)} failed")
+            for r in recs:
+                print(f"  {r.id}  {r.status}  [{r.scale}] measured={r.measured} | paper={r.paper} | tol={r.tolerance}")
+        c = claims_counts(claims)
+        print(f"{c['claims']} claims in {c['chapters']} chapters: {c['passed']} passed, {c['failed']} failed;"
+              f" {c['chapters_without_claims']} chapters without claims")
+    elif args.cmd == "fix-fences":
+        for f in args.files:
+            print(f"{f}: {fix_fences(f)} directive(s) rewritten with colon fences")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
