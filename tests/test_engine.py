@@ -210,3 +210,90 @@ def test_batched_equals_one_by_one_over_a_long_run():
         one = train(_loss(idx[r : r + 1], y[r : r + 1]), {"W": W[r : r + 1], "a": a[r : r + 1]}, **kw)
         for name in ("W", "a"):
             assert torch.allclose(res.params[name][r], one.params[name][0], atol=1e-10, rtol=0)
+
+
+# --- plan, optimizers, divergence, stop tolerance ------------------------------------------------
+
+
+def test_plan_is_validated_up_front():
+    from cnnbias.engine import Plan
+
+    params = {"w": torch.zeros(3, 2, dtype=torch.float64)}
+    plan = Plan.build(params, lr=0.1, stop=StopRule(max_epochs=3), optimizer="sgd", n_train=10, batch_size=4,
+                      shuffle_seeds=[1, 2, 3])
+    assert plan.minibatch and plan.steps_per_epoch == 3 and plan.R == 3 and not plan.fused
+    assert Plan.build(params, lr=0.1, stop=StopRule(max_epochs=3)).fused
+    with pytest.raises(ValueError, match="on_diverge='ignore'.*warn, raise"):
+        Plan.build(params, lr=0.1, stop=StopRule(max_epochs=3), on_diverge="ignore")
+    with pytest.raises(ValueError, match="adam_betas"):
+        Plan.build(params, lr=0.1, stop=StopRule(max_epochs=3), adam_betas=(0.9, 1.0))
+
+
+def test_optimizers_own_their_state_and_compact():
+    from cnnbias.engine import GD, SGD, Adam
+
+    p = {"w": torch.ones(3, 2, dtype=torch.float64)}
+    g = {"w": torch.full((3, 2), 2.0, dtype=torch.float64)}
+    GD(p, torch.tensor([0.1, 0.2, 0.3], dtype=torch.float64)).step(p, g)
+    assert torch.allclose(p["w"][:, 0], torch.tensor([0.8, 0.6, 0.4], dtype=torch.float64))
+    assert issubclass(SGD, GD)
+    adam = Adam(p, torch.full((3,), 0.01, dtype=torch.float64))
+    adam.step(p, g)
+    assert adam.t == 1 and adam.m["w"].shape == (3, 2)
+    adam.compact(torch.tensor([True, False, True]))
+    assert adam.m["w"].shape == (2, 2) and adam.v["w"].shape == (2, 2) and adam.lr.shape == (2,)
+
+
+def _blowup_problem():
+    # loss w^2 per run: GD with lr > 1 diverges (|w| grows by |1 - 2 lr| per step), lr < 1 converges
+    def loss_fn(p, b):
+        return (p["w"] ** 2).sum(-1)
+
+    return loss_fn, {"w": torch.ones(3, 1, dtype=torch.float64)}, torch.tensor([0.1, 400.0, 0.2])
+
+
+def test_divergence_is_reported_per_run():
+    loss_fn, params, lr = _blowup_problem()
+    with pytest.warns(RuntimeWarning, match=r"1 of 3 runs diverged.*runs \[1\]"):
+        res = train(loss_fn, params, lr=lr, stop=StopRule(max_epochs=400))
+    assert res.stop_reason == ["max_epochs", "diverged", "max_epochs"]
+    assert res.diverged.tolist() == [False, True, False]
+    assert res.epochs[1] < 400 and res.epochs[0] == 400
+    assert torch.isfinite(res.params["w"][[0, 2]]).all() and torch.isfinite(res.final_loss[[0, 2]]).all()
+    with pytest.raises(FloatingPointError, match="runs \\[1\\]"):
+        train(loss_fn, params, lr=lr, stop=StopRule(max_epochs=400), on_diverge="raise")
+    # minibatch / eval_fn path: checked at each stop check
+    with pytest.warns(RuntimeWarning, match="diverged"):
+        res = train(loss_fn, params, lr=lr, stop=StopRule(max_epochs=400, check_every=7), eval_fn=loss_fn)
+    assert res.stop_reason[1] == "diverged" and res.epochs[1] % 7 == 0
+
+
+def test_minibatch_data_must_match_n_train():
+    idx, y, W, a = _problem()
+    kw = dict(optimizer="sgd", lr=0.1, stop=StopRule(max_epochs=2), n_train=M - 4, batch_size=5,
+              shuffle_seeds=list(range(R)))
+    with pytest.raises(ValueError, match=f"n_train={M - 4}.*exactly n_train"):
+        train(_loss(idx, y), {"W": W, "a": a}, **kw)
+    kw["n_train"] = M - 4
+    res = train(_loss(idx[:, : M - 4], y[:, : M - 4]), {"W": W, "a": a}, **kw)  # the explicit subset
+    assert res.epochs.tolist() == [2] * R
+
+
+def test_loss_below_has_a_relative_tolerance():
+    from cnnbias.engine import LOSS_RTOL
+
+    # a loss that reaches the threshold 0.5 only up to its last bits still stops
+    target = 0.5
+    stop = StopRule(max_epochs=5, loss_below=target)
+    just_above = torch.tensor([target * (1 + LOSS_RTOL / 10), target * (1 + 10 * LOSS_RTOL)], dtype=torch.float64)
+    assert stop.reached_loss(just_above).tolist() == [True, False]
+    assert StopRule(max_epochs=5, loss_below=0.0).reached_loss(torch.tensor([0.0, 1e-300], dtype=torch.float64)).tolist() == [True, False]
+
+
+def test_check_labels():
+    from cnnbias.engine import check_labels
+
+    y = torch.tensor([1.0, -1.0, 1.0])
+    assert check_labels(y) is y
+    with pytest.raises(ValueError, match=r"ytr must contain only labels \+1 and -1.*0\.0"):
+        check_labels(torch.tensor([1.0, 0.0]), "ytr")

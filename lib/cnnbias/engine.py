@@ -7,19 +7,27 @@ training set (``X: [R, m, ...]``), and the loss function returns one loss per ru
 
     grad_{theta_r} sum_s L_s(theta_s) = grad_{theta_r} L_r(theta_r),
 
-so one backward pass through the sum gives every run its own gradient.  Optimizers:
+so one backward pass through the sum gives every run its own gradient.
 
-- ``gd``: full-batch gradient descent ``theta <- theta - eta grad L(theta)``;
-- ``sgd``: minibatch SGD; each epoch visits a fresh per-run random permutation of the run's
-  ``n_train`` examples in batches of ``batch_size`` (the last batch may be smaller);
-- ``adam``: Adam (Kingma & Ba, 2014), full batch or minibatch.
+Layers of :func:`train` (each small and tested on its own):
+
+- :class:`Plan`: every argument validated up front into one frozen dataclass (errors name the
+  argument and its allowed values);
+- optimizers that own their per-run state (:class:`GD`, :class:`SGD`, :class:`Adam`):
+  ``gd`` full-batch gradient descent ``theta <- theta - eta grad L(theta)``; ``sgd`` minibatch SGD,
+  each epoch a fresh per-run random permutation of the run's ``n_train`` examples in batches of
+  ``batch_size`` (the last batch may be smaller); ``adam`` Adam (Kingma & Ba, 2014), full batch or
+  minibatch;
+- the run state (live runs, frozen results, stop bookkeeping) and a :class:`History` recorder.
 
 Stop rules (:class:`StopRule`) are evaluated per run every ``check_every`` epochs on the full
 training loss; a run that meets one is frozen and dropped from the computation, so finished runs
-cost nothing.  Minibatch order comes from a counter-based hash of ``(shuffle seed of run r, epoch)``,
-not from a shared generator, so a run's trajectory does not depend on which other runs are batched
-with it: training runs together or one by one gives the same parameters (``tests/test_engine.py``
-checks this in float64 to 1e-10).
+cost nothing.  A run whose loss or parameters become non-finite is *diverged*: it is frozen with
+``stop_reason == "diverged"`` and :func:`train` warns (or raises, ``on_diverge="raise"``) naming the
+runs.  Minibatch order comes from a counter-based hash of ``(shuffle seed of run r, epoch)``, not
+from a shared generator, so a run's trajectory does not depend on which other runs are batched
+with it: training runs together or one by one gives the same parameters bit for bit
+(``tests/test_engine.py``).
 
 One epoch is one GD step for full-batch training.
 """
@@ -28,14 +36,41 @@ from __future__ import annotations
 
 import math
 import os
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import torch
 
-__all__ = ["StopRule", "Batch", "TrainResult", "train", "hinge", "logistic", "permutations"]
+__all__ = [
+    "StopRule",
+    "Batch",
+    "TrainResult",
+    "Plan",
+    "GD",
+    "SGD",
+    "Adam",
+    "History",
+    "train",
+    "hinge",
+    "logistic",
+    "check_labels",
+    "permutations",
+    "LOSS_RTOL",
+    "OPTIMIZERS",
+    "STOP_REASONS",
+]
 
 OPTIMIZERS = ("gd", "sgd", "adam")
+ON_DIVERGE = ("warn", "raise")
+STOP_REASONS = ("max_epochs", "loss_below", "patience", "diverged")
+
+LOSS_RTOL = 1e-10
+"""Relative tolerance of the ``loss_below`` rule: a run stops once ``L <= loss_below * (1 + LOSS_RTOL)``.
+
+A loss that reaches the threshold only up to its last bits (summation order differs between CPU
+kernel paths) then stops at the same epoch on every CPU.  For ``loss_below = 0`` (zero hinge loss)
+the test is exact, ``L <= 0``: a hinge loss is exactly 0 or at least one margin violation away."""
 
 
 def hinge(z: torch.Tensor, margin: float = 1.0) -> torch.Tensor:
@@ -55,12 +90,25 @@ def logistic(z: torch.Tensor) -> torch.Tensor:
     return torch.relu(-z) + torch.log1p(torch.exp(-z.abs()))
 
 
+def check_labels(y: torch.Tensor, name: str = "y") -> torch.Tensor:
+    """``y`` unchanged if every entry is +1 or -1 (the margin losses :func:`hinge`, :func:`logistic`
+    take ``z = y f(x)`` and assume it); otherwise a ValueError naming ``name`` and the bad values."""
+    if not isinstance(y, torch.Tensor):
+        raise ValueError(f"{name} must be a tensor of labels in {{-1, +1}}, got {type(y).__name__}")
+    bad = ~((y == 1) | (y == -1))
+    if bool(bad.any()):
+        vals = torch.unique(y[bad])[:5].tolist()
+        raise ValueError(f"{name} must contain only labels +1 and -1 (margin losses); found {vals}")
+    return y
+
+
 @dataclass(frozen=True)
 class StopRule:
     """When a run stops.
 
     - ``max_epochs``: at most this many epochs (GD steps for full batch);
-    - ``loss_below``: stop once the full training loss is ``<= loss_below`` (``0.0`` = zero hinge loss);
+    - ``loss_below``: stop once the full training loss is ``<= loss_below`` up to the relative
+      tolerance :data:`LOSS_RTOL` (``0.0`` = zero hinge loss, exact);
     - ``patience``: stop once the best training loss has not decreased by more than ``min_delta``
       for ``patience`` consecutive checks;
     - ``check_every``: evaluate the rules every this many epochs (and always at ``max_epochs``).
@@ -75,8 +123,8 @@ class StopRule:
     def __post_init__(self):
         if not isinstance(self.max_epochs, int) or self.max_epochs < 1:
             raise ValueError(f"StopRule.max_epochs must be an integer >= 1, got {self.max_epochs!r}")
-        if self.loss_below is not None and not (self.loss_below >= 0):
-            raise ValueError(f"StopRule.loss_below must be None or >= 0, got {self.loss_below!r}")
+        if self.loss_below is not None and not (self.loss_below >= 0 and math.isfinite(self.loss_below)):
+            raise ValueError(f"StopRule.loss_below must be None or a finite number >= 0, got {self.loss_below!r}")
         if self.patience is not None and (not isinstance(self.patience, int) or self.patience < 1):
             raise ValueError(f"StopRule.patience must be None or an integer >= 1, got {self.patience!r}")
         if not (self.min_delta >= 0):
@@ -84,19 +132,39 @@ class StopRule:
         if not isinstance(self.check_every, int) or self.check_every < 1:
             raise ValueError(f"StopRule.check_every must be an integer >= 1, got {self.check_every!r}")
 
+    def reached_loss(self, L: torch.Tensor) -> torch.Tensor:
+        """Bool per run: ``L <= loss_below * (1 + LOSS_RTOL)`` (all False without a ``loss_below``)."""
+        if self.loss_below is None:
+            return torch.zeros(L.shape, dtype=torch.bool, device=L.device)
+        return L <= self.loss_below * (1.0 + LOSS_RTOL)
+
+    def due(self, epoch: int) -> bool:
+        """Whether the rules are evaluated after ``epoch`` epochs."""
+        return epoch > 0 and (epoch % self.check_every == 0 or epoch == self.max_epochs)
+
 
 class Batch:
     """Which runs are live and which examples each sees in this step.
 
     ``runs``: LongTensor ``[R']`` of the live runs' indices in the original run axis.
     ``idx``: LongTensor ``[R', B]`` of example indices per live run, or ``None`` for the full batch.
-    :meth:`take` applies both to a per-run data tensor ``t: [R, m, ...]``.
+    ``n_train``: the number of examples per run (minibatches only): :meth:`take` checks that a data
+    tensor has exactly that many on its example axis, so a larger data set is never silently
+    subsampled.  :meth:`take` applies runs and examples to a per-run data tensor ``t: [R, m, ...]``.
     """
 
-    def __init__(self, runs: torch.Tensor, idx: torch.Tensor | None, n_runs: int, cache: dict | None = None):
+    def __init__(
+        self,
+        runs: torch.Tensor,
+        idx: torch.Tensor | None,
+        n_runs: int,
+        cache: dict | None = None,
+        n_train: int | None = None,
+    ):
         self.runs = runs
         self.idx = idx
         self.n_runs = n_runs
+        self.n_train = n_train
         self._cache = cache if cache is not None else {}
         self.all_runs = runs.numel() == n_runs
 
@@ -108,8 +176,11 @@ class Batch:
     def take(self, t: torch.Tensor) -> torch.Tensor:
         """Rows of ``t`` (leading run axis of size R) for the live runs and this batch's examples."""
         if t.shape[0] != self.n_runs:
+            raise ValueError(f"Batch.take: data tensor has leading run axis {t.shape[0]}, expected R={self.n_runs}")
+        if self.idx is not None and self.n_train is not None and (t.dim() < 2 or t.shape[1] != self.n_train):
             raise ValueError(
-                f"Batch.take: data tensor has leading run axis {t.shape[0]}, expected R={self.n_runs}"
+                f"Batch.take: minibatch training with n_train={self.n_train} needs data with exactly n_train "
+                f"examples on axis 1, got shape {tuple(t.shape)} (pass the subset you mean to train on)"
             )
         if self.all_runs:
             base = t
@@ -128,7 +199,10 @@ class Batch:
 
 @dataclass
 class TrainResult:
-    """Outcome of :func:`train`; every tensor has the original run order on its leading axis."""
+    """Outcome of :func:`train`; every tensor has the original run order on its leading axis.
+
+    ``stop_reason[r]`` is one of :data:`STOP_REASONS`; a ``"diverged"`` run's ``params`` and
+    ``final_loss`` are those at the epoch its loss or parameters became non-finite."""
 
     params: dict[str, torch.Tensor]
     epochs: torch.Tensor
@@ -142,9 +216,13 @@ class TrainResult:
         """Bool ``[R]``: runs stopped by ``loss_below``."""
         return torch.tensor([r == "loss_below" for r in self.stop_reason])
 
+    @property
+    def diverged(self) -> torch.Tensor:
+        """Bool ``[R]``: runs whose loss or parameters became non-finite."""
+        return torch.tensor([r == "diverged" for r in self.stop_reason])
+
 
 # --- counter-based shuffling ----------------------------------------------------------------------
-
 
 
 def _signed(c: int) -> int:
@@ -182,7 +260,7 @@ def permutations(seeds: torch.Tensor, epoch: int, n: int) -> torch.Tensor:
     return torch.argsort(keys, dim=1, stable=True)
 
 
-# --- validation ---------------------------------------------------------------------------------
+# --- the plan: every argument validated up front ---------------------------------------------------
 
 
 def _check_params(params: Mapping[str, torch.Tensor]) -> int:
@@ -221,11 +299,354 @@ def _check_lr(lr, R: int, like: torch.Tensor) -> torch.Tensor:
     return t
 
 
+@dataclass(frozen=True)
+class Plan:
+    """A validated training plan: what :func:`train` does, decided before the first step.
+
+    Build it with :meth:`Plan.build` (which raises a ValueError naming the argument and its allowed
+    values); ``minibatch`` is True when each epoch takes ``steps_per_epoch`` steps on batches of
+    ``batch_size`` of the ``n_train`` examples; ``fused`` when the loss of each full-batch step also
+    serves the stop rules (no separate ``eval_fn``)."""
+
+    R: int
+    names: tuple[str, ...]
+    trainable: tuple[str, ...]
+    optimizer: str
+    lr: torch.Tensor
+    stop: StopRule
+    minibatch: bool
+    n_train: int | None
+    batch_size: int | None
+    steps_per_epoch: int
+    shuffle_seeds: torch.Tensor | None
+    fused: bool
+    record_every: int
+    adam_betas: tuple[float, float]
+    adam_eps: float
+    on_diverge: str
+    progress: bool
+
+    @classmethod
+    def build(
+        cls,
+        params: Mapping[str, torch.Tensor],
+        *,
+        lr,
+        stop,
+        trainable=None,
+        optimizer="gd",
+        n_train=None,
+        batch_size=None,
+        shuffle_seeds=None,
+        has_eval_fn=False,
+        record_every=1,
+        adam_betas=(0.9, 0.999),
+        adam_eps=1e-8,
+        on_diverge="warn",
+        progress=None,
+    ) -> Plan:
+        R = _check_params(params)
+        names = tuple(params)
+        trainable = tuple(names if trainable is None else trainable)
+        if not trainable:
+            raise ValueError("trainable must name at least one parameter")
+        for n in trainable:
+            if n not in params:
+                raise ValueError(f"trainable names {n!r}, which is not in params (have: {', '.join(names)})")
+            if not params[n].is_floating_point():
+                raise ValueError(f"trainable parameter {n!r} must be a floating tensor")
+        if optimizer not in OPTIMIZERS:
+            raise ValueError(f"optimizer={optimizer!r} is not supported; allowed values: {', '.join(OPTIMIZERS)}")
+        if not isinstance(stop, StopRule):
+            raise ValueError("stop must be a StopRule, e.g. StopRule(max_epochs=1000, loss_below=0.0)")
+        if not isinstance(record_every, int) or record_every < 1:
+            raise ValueError(f"record_every must be an integer >= 1, got {record_every!r}")
+        try:
+            b1, b2 = (float(b) for b in adam_betas)
+        except (TypeError, ValueError):
+            raise ValueError(f"adam_betas must be a pair of numbers in [0, 1), got {adam_betas!r}") from None
+        if not (0 <= b1 < 1 and 0 <= b2 < 1):
+            raise ValueError(f"adam_betas must lie in [0, 1), got {adam_betas!r}")
+        if not adam_eps > 0:
+            raise ValueError(f"adam_eps must be > 0, got {adam_eps!r}")
+        if on_diverge not in ON_DIVERGE:
+            raise ValueError(f"on_diverge={on_diverge!r} is not supported; allowed values: {', '.join(ON_DIVERGE)}")
+
+        minibatch, seeds = False, None
+        if optimizer == "gd":
+            if batch_size is not None:
+                raise ValueError("batch_size is only for optimizer='sgd' or 'adam'; 'gd' is full batch")
+        elif optimizer == "sgd" or batch_size is not None:
+            if n_train is None or int(n_train) < 1:
+                raise ValueError(f"n_train must be the number of training examples per run (>= 1), got {n_train!r}")
+            n_train = int(n_train)
+            if batch_size is None or not (1 <= int(batch_size) <= n_train):
+                raise ValueError(f"batch_size must be an integer in [1, n_train={n_train}], got {batch_size!r}")
+            batch_size = int(batch_size)
+            minibatch = batch_size < n_train
+            if minibatch:
+                if shuffle_seeds is None:
+                    raise ValueError("shuffle_seeds (one integer per run) is required for minibatch training")
+                seeds = torch.as_tensor(shuffle_seeds, dtype=torch.int64).reshape(-1)
+                if seeds.numel() != R:
+                    raise ValueError(f"shuffle_seeds must have one entry per run (R={R}), got {seeds.numel()}")
+                seeds = seeds.to(params[trainable[0]].device)
+        lr_all = _check_lr(lr, R, params[trainable[0]])
+        if progress is None:
+            progress = os.environ.get("CNNBIAS_PROGRESS", "") == "1"
+        return cls(
+            R=R,
+            names=names,
+            trainable=trainable,
+            optimizer=optimizer,
+            lr=lr_all,
+            stop=stop,
+            minibatch=minibatch,
+            n_train=n_train if minibatch else None,
+            batch_size=batch_size if minibatch else None,
+            steps_per_epoch=math.ceil(n_train / batch_size) if minibatch else 1,
+            shuffle_seeds=seeds,
+            fused=not minibatch and not has_eval_fn,
+            record_every=record_every,
+            adam_betas=(b1, b2),
+            adam_eps=float(adam_eps),
+            on_diverge=on_diverge,
+            progress=bool(progress),
+        )
+
+
+# --- optimizers: each owns its per-run state ------------------------------------------------------
+
+
 def _bcast(v: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
     return v.reshape((-1,) + (1,) * (like.dim() - 1))
 
 
-# --- training -----------------------------------------------------------------------------------
+class GD:
+    """``theta_r <- theta_r - eta_r g_r`` with a per-run step size ``lr [R]``."""
+
+    def __init__(self, params: Mapping[str, torch.Tensor], lr: torch.Tensor):
+        self.lr = lr
+
+    @torch.no_grad()
+    def step(self, params: Mapping[str, torch.Tensor], grads: Mapping[str, torch.Tensor]) -> None:
+        for n, g in grads.items():
+            p = params[n]
+            p.sub_(_bcast(self.lr, p) * g)
+
+    def compact(self, keep: torch.Tensor) -> None:
+        """Keep only the runs in the bool mask ``keep`` (finished runs are dropped)."""
+        self.lr = self.lr[keep]
+
+
+class SGD(GD):
+    """Minibatch SGD: the GD update applied to each minibatch gradient (the batches come from
+    :func:`permutations` in :func:`train`)."""
+
+
+class Adam(GD):
+    """Adam (Kingma & Ba, 2014) per run: ``m <- b1 m + (1-b1) g``, ``v <- b2 v + (1-b2) g^2``,
+    ``theta <- theta - eta (m / (1-b1^t)) / (sqrt(v / (1-b2^t)) + eps)``."""
+
+    def __init__(self, params, lr, betas=(0.9, 0.999), eps=1e-8):
+        super().__init__(params, lr)
+        self.betas, self.eps, self.t = betas, eps, 0
+        self.m = {n: torch.zeros_like(p) for n, p in params.items()}
+        self.v = {n: torch.zeros_like(p) for n, p in params.items()}
+
+    @torch.no_grad()
+    def step(self, params, grads) -> None:
+        b1, b2 = self.betas
+        self.t += 1
+        c1, c2 = 1 - b1**self.t, 1 - b2**self.t
+        for n, g in grads.items():
+            p = params[n]
+            self.m[n].mul_(b1).add_(g, alpha=1 - b1)
+            self.v[n].mul_(b2).addcmul_(g, g, value=1 - b2)
+            p.sub_(_bcast(self.lr, p) * (self.m[n] / c1) / ((self.v[n] / c2).sqrt() + self.eps))
+
+    def compact(self, keep: torch.Tensor) -> None:
+        super().compact(keep)
+        for st in (self.m, self.v):
+            for n in st:
+                st[n] = st[n][keep]
+
+
+def _make_optimizer(plan: Plan, params: Mapping[str, torch.Tensor]) -> GD:
+    live = {n: params[n] for n in plan.trainable}
+    if plan.optimizer == "adam":
+        return Adam(live, plan.lr, plan.adam_betas, plan.adam_eps)
+    return (SGD if plan.optimizer == "sgd" else GD)(live, plan.lr)
+
+
+# --- history --------------------------------------------------------------------------------------
+
+
+class History:
+    """Per-run values of ``record(params, runs)`` every ``every`` epochs (and at epoch 0), stored as
+    ``[T, R, ...]`` with NaN for runs that had stopped."""
+
+    def __init__(self, record: Callable | None, every: int, R: int):
+        self.record, self.every, self.R = record, every, R
+        self.values: dict[str, list[torch.Tensor]] = {}
+        self.epochs: list[int] = []
+
+    def __call__(self, epoch: int, params: Mapping[str, torch.Tensor], live: torch.Tensor) -> None:
+        if self.record is None or epoch % self.every:
+            return
+        with torch.no_grad():
+            vals = self.record({n: t.detach() for n, t in params.items()}, live)
+        for key, v in vals.items():
+            v = torch.as_tensor(v)
+            if v.dim() < 1 or v.shape[0] != live.numel():
+                raise ValueError(
+                    f"record()[{key!r}] must have one row per live run ({live.numel()}), got {tuple(v.shape)}"
+                )
+            dt = v.dtype if v.is_floating_point() else torch.float64
+            full = torch.full((self.R,) + tuple(v.shape[1:]), float("nan"), dtype=dt)
+            full[live.cpu()] = v.detach().cpu().to(dt)
+            self.values.setdefault(key, []).append(full)
+        self.epochs.append(epoch)
+
+    def result(self) -> tuple[dict[str, torch.Tensor], list[int]]:
+        return {k: torch.stack(v) for k, v in self.values.items()}, self.epochs
+
+
+# --- run state ------------------------------------------------------------------------------------
+
+
+class _Runs:
+    """The live runs' parameters, the frozen results of finished runs, and stop bookkeeping."""
+
+    def __init__(self, params: Mapping[str, torch.Tensor], plan: Plan):
+        self.plan = plan
+        self.out = {n: p.detach().clone() for n, p in params.items()}
+        self.cur = {n: p.detach().clone() for n, p in params.items()}
+        for n in plan.trainable:
+            self.cur[n].requires_grad_(True)
+        first = self.cur[plan.trainable[0]]
+        dev, dt = first.device, first.dtype
+        self.live = torch.arange(plan.R, device=dev)
+        self.seeds = plan.shuffle_seeds
+        self.epochs = torch.zeros(plan.R, dtype=torch.int64)
+        self.final_loss = torch.full((plan.R,), float("nan"), dtype=dt)
+        self.reason = ["max_epochs"] * plan.R
+        self.best = torch.full((plan.R,), float("inf"), dtype=dt, device=dev)
+        self.since_best = torch.zeros(plan.R, dtype=torch.int64, device=dev)
+        self.cache: dict = {}
+
+    def batch(self, idx: torch.Tensor | None = None) -> Batch:
+        return Batch(self.live, idx, self.plan.R, self.cache, self.plan.n_train)
+
+    def grads(self, total: torch.Tensor) -> list[torch.Tensor]:
+        return list(torch.autograd.grad(total, [self.cur[n] for n in self.plan.trainable]))
+
+    def _nonfinite_params(self) -> torch.Tensor:
+        bad = torch.zeros(self.live.numel(), dtype=torch.bool, device=self.live.device)
+        for n in self.plan.trainable:
+            bad |= ~torch.isfinite(self.cur[n].detach().reshape(self.live.numel(), -1)).all(1)
+        return bad
+
+    def check(self, epoch: int, L: torch.Tensor, due: bool = True) -> torch.Tensor | None:
+        """Apply the stop rules (if ``due``) and the divergence test (always) to the live runs after
+        ``epoch`` epochs.  Returns the keep mask, or None when every live run goes on.  Finished runs'
+        results are written out."""
+        stop, live = self.plan.stop, self.live
+        bad = ~torch.isfinite(L)
+        if due:
+            bad |= self._nonfinite_params()
+        if not due and not bool(bad.any()):
+            return None
+        done = bad.clone()
+        why = torch.where(bad, 3, 0)  # index into STOP_REASONS
+        if due:
+            if stop.loss_below is not None:
+                hit = stop.reached_loss(L) & ~done
+                done |= hit
+                why[hit] = 1
+            if stop.patience is not None:
+                best = self.best[live]
+                improved = L < best - stop.min_delta
+                self.best[live] = torch.where(improved, L, best)
+                since = torch.where(improved, torch.zeros_like(self.since_best[live]), self.since_best[live] + 1)
+                self.since_best[live] = since
+                hit = (since >= stop.patience) & ~done
+                done |= hit
+                why[hit] = 2
+            if epoch >= stop.max_epochs:
+                done[:] = True
+        if not bool(done.any()):
+            return None
+        fin = live[done].cpu()
+        self.final_loss[fin] = L[done].cpu().to(self.final_loss.dtype)
+        self.epochs[fin] = epoch
+        for r, w in zip(fin.tolist(), why[done].cpu().tolist()):
+            self.reason[r] = STOP_REASONS[w]
+        for n in self.plan.names:
+            self.out[n][live[done]] = self.cur[n].detach()[done].to(self.out[n].dtype)
+        return ~done
+
+    def compact(self, keep: torch.Tensor, opt: GD) -> None:
+        """Drop finished runs from the computation (and from the optimizer's state)."""
+        self.live = self.live[keep]
+        self.cache.clear()
+        for n in self.plan.names:
+            t = self.cur[n].detach()[keep]
+            self.cur[n] = t.requires_grad_(True) if n in self.plan.trainable else t
+        opt.compact(keep)
+        if self.seeds is not None:
+            self.seeds = self.seeds[keep]
+
+
+def _check_loss(loss: torch.Tensor, live: torch.Tensor, what: str) -> torch.Tensor:
+    if not isinstance(loss, torch.Tensor) or loss.shape != (live.numel(),):
+        shape = tuple(loss.shape) if isinstance(loss, torch.Tensor) else type(loss).__name__
+        raise ValueError(f"{what} must return one loss per live run, shape ({live.numel()},); got {shape}")
+    return loss
+
+
+def _report_divergence(reasons: list[str], on_diverge: str) -> None:
+    runs = [r for r, why in enumerate(reasons) if why == "diverged"]
+    if not runs:
+        return
+    shown = ", ".join(map(str, runs[:20])) + (", ..." if len(runs) > 20 else "")
+    msg = (
+        f"train: {len(runs)} of {len(reasons)} runs diverged (non-finite loss or parameters): runs [{shown}]; "
+        "their stop_reason is 'diverged' (lower the learning rate?)"
+    )
+    if on_diverge == "raise":
+        raise FloatingPointError(msg)
+    warnings.warn(msg, RuntimeWarning, stacklevel=3)
+
+
+# --- training -------------------------------------------------------------------------------------
+
+
+def _fused_epoch(runs: _Runs, opt: GD, loss_fn, epoch: int) -> bool:
+    """One full-batch step whose loss (the loss after ``epoch`` epochs) also feeds the stop rules.
+    Returns False when no run is left."""
+    loss = _check_loss(loss_fn(runs.cur, runs.batch()), runs.live, "loss_fn")
+    keep = runs.check(epoch, loss.detach(), due=runs.plan.stop.due(epoch))
+    if keep is None:
+        grads = runs.grads(loss.sum())
+    else:
+        if not bool(keep.any()):
+            return False
+        grads = runs.grads(loss[keep].sum())
+        runs.compact(keep, opt)
+        grads = [g[keep] for g in grads]
+    opt.step(runs.cur, dict(zip(runs.plan.trainable, grads)))
+    return True
+
+
+def _minibatch_epoch(runs: _Runs, opt: GD, loss_fn, epoch: int) -> None:
+    """One epoch of steps over per-run shuffled minibatches (or one full-batch step)."""
+    plan = runs.plan
+    perm = permutations(runs.seeds, epoch + 1, plan.n_train) if plan.minibatch else None
+    for s in range(plan.steps_per_epoch):
+        idx = perm[:, s * plan.batch_size : (s + 1) * plan.batch_size] if plan.minibatch else None
+        loss = _check_loss(loss_fn(runs.cur, runs.batch(idx)), runs.live, "loss_fn")
+        opt.step(runs.cur, dict(zip(plan.trainable, runs.grads(loss.sum()))))
 
 
 def train(
@@ -245,238 +666,70 @@ def train(
     adam_betas: tuple[float, float] = (0.9, 0.999),
     adam_eps: float = 1e-8,
     progress: bool | None = None,
+    on_diverge: str = "warn",
 ) -> TrainResult:
     """Train the R runs in ``params`` until each meets ``stop``.
 
     ``loss_fn(params, batch)`` returns the per-run *mean* loss ``[R']`` of the live runs on the
-    batch (use ``batch.take`` on every per-run data tensor).  ``eval_fn`` (default ``loss_fn``)
-    gives the full-batch training loss used by the stop rules.  ``record(params, runs)`` may return
-    a dict of per-run tensors ``[R', ...]`` stored every ``record_every`` epochs (and at epoch 0)
-    in ``result.history`` as ``[T, R, ...]``, NaN for runs that had stopped.
+    batch (use ``batch.take`` on every per-run data tensor; in minibatch training every such tensor
+    must hold exactly ``n_train`` examples on axis 1).  ``eval_fn`` (default ``loss_fn``) gives the
+    full-batch training loss used by the stop rules.  ``record(params, runs)`` may return a dict of
+    per-run tensors ``[R', ...]`` stored every ``record_every`` epochs (and at epoch 0) in
+    ``result.history`` as ``[T, R, ...]``, NaN for runs that had stopped.  A run whose loss or
+    parameters become non-finite stops with reason ``"diverged"``; ``on_diverge`` ("warn" or
+    "raise") says whether that is a RuntimeWarning or a FloatingPointError naming the runs.
     """
-    R = _check_params(params)
-    names = list(params)
-    trainable = list(names if trainable is None else trainable)
-    if not trainable:
-        raise ValueError("trainable must name at least one parameter")
-    for n in trainable:
-        if n not in params:
-            raise ValueError(f"trainable names {n!r}, which is not in params (have: {', '.join(names)})")
-        if not params[n].is_floating_point():
-            raise ValueError(f"trainable parameter {n!r} must be a floating tensor")
-    if optimizer not in OPTIMIZERS:
-        raise ValueError(f"optimizer={optimizer!r} is not supported; allowed values: {', '.join(OPTIMIZERS)}")
-    if not isinstance(stop, StopRule):
-        raise ValueError("stop must be a StopRule, e.g. StopRule(max_epochs=1000, loss_below=0.0)")
-    if not isinstance(record_every, int) or record_every < 1:
-        raise ValueError(f"record_every must be an integer >= 1, got {record_every!r}")
-    b1, b2 = adam_betas
-    if not (0 <= b1 < 1 and 0 <= b2 < 1):
-        raise ValueError(f"adam_betas must lie in [0, 1), got {adam_betas!r}")
-    if not adam_eps > 0:
-        raise ValueError(f"adam_eps must be > 0, got {adam_eps!r}")
-
-    minibatch = False
-    if optimizer == "gd":
-        if batch_size is not None:
-            raise ValueError("batch_size is only for optimizer='sgd' or 'adam'; 'gd' is full batch")
-    elif optimizer == "sgd" or batch_size is not None:
-        if n_train is None or int(n_train) < 1:
-            raise ValueError(f"n_train must be the number of training examples per run (>= 1), got {n_train!r}")
-        n_train = int(n_train)
-        if batch_size is None or not (1 <= int(batch_size) <= n_train):
-            raise ValueError(f"batch_size must be an integer in [1, n_train={n_train}], got {batch_size!r}")
-        batch_size = int(batch_size)
-        minibatch = batch_size < n_train
-        if minibatch:
-            if shuffle_seeds is None:
-                raise ValueError("shuffle_seeds (one integer per run) is required for minibatch training")
-            shuffle_seeds = torch.as_tensor(shuffle_seeds, dtype=torch.int64).reshape(-1)
-            if shuffle_seeds.numel() != R:
-                raise ValueError(f"shuffle_seeds must have one entry per run (R={R}), got {shuffle_seeds.numel()}")
-
-    first = params[trainable[0]]
-    lr_all = _check_lr(lr, R, first)
-    if progress is None:
-        progress = os.environ.get("CNNBIAS_PROGRESS", "") == "1"
-
-    state = _RunState(params, trainable, lr_all, shuffle_seeds if minibatch else None, optimizer, stop)
-    state.betas, state.eps = (b1, b2), adam_eps
+    plan = Plan.build(
+        params,
+        lr=lr,
+        stop=stop,
+        trainable=trainable,
+        optimizer=optimizer,
+        n_train=n_train,
+        batch_size=batch_size,
+        shuffle_seeds=shuffle_seeds,
+        has_eval_fn=eval_fn is not None,
+        record_every=record_every,
+        adam_betas=adam_betas,
+        adam_eps=adam_eps,
+        on_diverge=on_diverge,
+        progress=progress,
+    )
+    runs = _Runs(params, plan)
+    opt = _make_optimizer(plan, runs.cur)
+    history = History(record, plan.record_every, plan.R)
     evaluate = eval_fn or loss_fn
-    history: dict[str, list[torch.Tensor]] = {}
-    history_epochs: list[int] = []
-
-    def do_record(epoch: int) -> None:
-        with torch.no_grad():
-            vals = record({n: t.detach() for n, t in state.cur.items()}, state.live)
-        for key, v in vals.items():
-            v = torch.as_tensor(v)
-            if v.shape[0] != state.live.numel():
-                raise ValueError(
-                    f"record()[{key!r}] must have one row per live run ({state.live.numel()}), got {tuple(v.shape)}"
-                )
-            dt = v.dtype if v.is_floating_point() else torch.float64
-            full = torch.full((R,) + tuple(v.shape[1:]), float("nan"), dtype=dt)
-            full[state.live.cpu()] = v.detach().cpu().to(dt)
-            history.setdefault(key, []).append(full)
-        history_epochs.append(epoch)
-
-    if record is not None:
-        do_record(0)
+    history(0, runs.cur, runs.live)
     bar = None
-    if progress:
+    if plan.progress:
         from tqdm.auto import tqdm
 
         bar = tqdm(total=stop.max_epochs, desc="train", leave=False)
 
-    def check_due(e: int) -> bool:
-        return e > 0 and (e % stop.check_every == 0 or e == stop.max_epochs)
-
-    # Full-batch training without a separate eval_fn reuses the loss of each step for the stop
-    # rules: the loss computed at the start of epoch e+1 is the training loss after e epochs.
-    fused = not minibatch and eval_fn is None
-    steps_per_epoch = math.ceil(n_train / batch_size) if minibatch else 1
     epoch = 0
-    while state.live.numel() > 0:
-        if fused:
-            batch = Batch(state.live, None, R, state.cache)
-            loss = _check_loss(loss_fn(state.cur, batch), state.live, "loss_fn")
-            if check_due(epoch):
-                keep = state.check(epoch, loss.detach())
-                if keep is not None:
-                    if not bool(keep.any()):
-                        break
-                    grads = state.grads(loss[keep].sum())
-                    state.compact(keep)
-                    grads = [g[keep] for g in grads]
-                else:
-                    grads = state.grads(loss.sum())
-            else:
-                grads = state.grads(loss.sum())
-            state.step(grads)
+    while runs.live.numel() > 0:
+        if plan.fused:
+            if not _fused_epoch(runs, opt, loss_fn, epoch):
+                break
         else:
-            perm = permutations(state.seeds, epoch + 1, n_train) if minibatch else None
-            for s in range(steps_per_epoch):
-                idx = perm[:, s * batch_size : (s + 1) * batch_size] if minibatch else None
-                loss = _check_loss(loss_fn(state.cur, Batch(state.live, idx, R, state.cache)), state.live, "loss_fn")
-                state.step(state.grads(loss.sum()))
+            _minibatch_epoch(runs, opt, loss_fn, epoch)
         epoch += 1
-        if record is not None and epoch % record_every == 0:
-            do_record(epoch)
+        history(epoch, runs.cur, runs.live)
         if bar is not None:
             bar.update(1)
-        if not fused and check_due(epoch):
+        if not plan.fused and stop.due(epoch):
             with torch.no_grad():
-                L = _check_loss(evaluate(state.cur, Batch(state.live, None, R, state.cache)), state.live, "eval_fn")
-            keep = state.check(epoch, L.detach())
+                L = _check_loss(evaluate(runs.cur, runs.batch()), runs.live, "eval_fn")
+            keep = runs.check(epoch, L.detach())
             if keep is not None:
-                state.compact(keep)
-        elif fused and epoch == stop.max_epochs:
+                runs.compact(keep, opt)
+        elif plan.fused and epoch == stop.max_epochs:
             with torch.no_grad():
-                L = _check_loss(loss_fn(state.cur, Batch(state.live, None, R, state.cache)), state.live, "loss_fn")
-            state.check(epoch, L.detach())
+                L = _check_loss(loss_fn(runs.cur, runs.batch()), runs.live, "loss_fn")
+            runs.check(epoch, L.detach())
             break
     if bar is not None:
         bar.close()
-    hist = {k: torch.stack(v) for k, v in history.items()}
-    return TrainResult(state.out, state.epochs, state.final_loss, state.reason, hist, history_epochs)
-
-
-def _check_loss(loss: torch.Tensor, live: torch.Tensor, what: str) -> torch.Tensor:
-    if not isinstance(loss, torch.Tensor) or loss.shape != (live.numel(),):
-        shape = tuple(loss.shape) if isinstance(loss, torch.Tensor) else type(loss).__name__
-        raise ValueError(f"{what} must return one loss per live run, shape ({live.numel()},); got {shape}")
-    return loss
-
-
-class _RunState:
-    """The live runs' parameters and optimizer state, with stop bookkeeping and compaction."""
-
-    def __init__(self, params, trainable, lr_all, seeds, optimizer, stop: StopRule):
-        R = next(iter(params.values())).shape[0]
-        self.R, self.trainable, self.optimizer, self.stop = R, list(trainable), optimizer, stop
-        self.names = list(params)
-        self.out = {n: p.detach().clone() for n, p in params.items()}
-        self.cur = {n: p.detach().clone() for n, p in params.items()}
-        for n in self.trainable:
-            self.cur[n].requires_grad_(True)
-        dev = self.cur[self.trainable[0]].device
-        dt = self.cur[self.trainable[0]].dtype
-        self.live = torch.arange(R, device=dev)
-        self.lr = lr_all
-        self.seeds = seeds.to(dev) if seeds is not None else None
-        self.adam_m = {n: torch.zeros_like(self.cur[n]) for n in self.trainable} if optimizer == "adam" else {}
-        self.adam_v = {n: torch.zeros_like(self.cur[n]) for n in self.trainable} if optimizer == "adam" else {}
-        self.adam_t = 0
-        self.epochs = torch.zeros(R, dtype=torch.int64)
-        self.final_loss = torch.full((R,), float("nan"), dtype=dt)
-        self.reason = ["max_epochs"] * R
-        self.best = torch.full((R,), float("inf"), dtype=dt, device=dev)
-        self.since_best = torch.zeros(R, dtype=torch.int64, device=dev)
-        self.cache: dict = {}
-
-    def grads(self, total: torch.Tensor) -> list[torch.Tensor]:
-        return list(torch.autograd.grad(total, [self.cur[n] for n in self.trainable]))
-
-    @torch.no_grad()
-    def step(self, grads: list[torch.Tensor]) -> None:
-        b1, b2 = self.betas
-        if self.optimizer == "adam":
-            self.adam_t += 1
-            c1, c2 = 1 - b1**self.adam_t, 1 - b2**self.adam_t
-        for n, g in zip(self.trainable, grads):
-            p = self.cur[n]
-            lr = _bcast(self.lr, p)
-            if self.optimizer == "adam":
-                self.adam_m[n].mul_(b1).add_(g, alpha=1 - b1)
-                self.adam_v[n].mul_(b2).addcmul_(g, g, value=1 - b2)
-                p.sub_(lr * (self.adam_m[n] / c1) / ((self.adam_v[n] / c2).sqrt() + self.eps))
-            else:
-                p.sub_(lr * g)
-
-    def check(self, epoch: int, L: torch.Tensor) -> torch.Tensor | None:
-        """Apply the stop rules to the live runs after ``epoch`` epochs.  Returns the keep mask, or
-        None when every live run goes on.  Finished runs' results are written out."""
-        stop, live = self.stop, self.live
-        done = torch.zeros(live.numel(), dtype=torch.bool, device=live.device)
-        why = torch.zeros(live.numel(), dtype=torch.int64, device=live.device)  # 0 max, 1 loss, 2 patience
-        if stop.loss_below is not None:
-            hit = L <= stop.loss_below
-            done |= hit
-            why[hit] = 1
-        if stop.patience is not None:
-            best = self.best[live]
-            improved = L < best - stop.min_delta
-            self.best[live] = torch.where(improved, L, best)
-            since = torch.where(improved, torch.zeros_like(self.since_best[live]), self.since_best[live] + 1)
-            self.since_best[live] = since
-            hit = (since >= stop.patience) & ~done
-            done |= hit
-            why[hit] = 2
-        if epoch >= stop.max_epochs:
-            done[:] = True
-        if not bool(done.any()):
-            return None
-        fin = live[done].cpu()
-        self.final_loss[fin] = L[done].cpu().to(self.final_loss.dtype)
-        self.epochs[fin] = epoch
-        names = ("max_epochs", "loss_below", "patience")
-        for r, w in zip(fin.tolist(), why[done].cpu().tolist()):
-            self.reason[r] = names[w]
-        for n in self.names:
-            self.out[n][live[done]] = self.cur[n].detach()[done].to(self.out[n].dtype)
-        return ~done
-
-    def compact(self, keep: torch.Tensor) -> None:
-        """Drop finished runs from the computation."""
-        self.live = self.live[keep]
-        self.cache.clear()
-        for n in self.names:
-            t = self.cur[n].detach()[keep]
-            self.cur[n] = t.requires_grad_(True) if n in self.trainable else t
-        for st in (self.adam_m, self.adam_v):
-            for n in st:
-                st[n] = st[n][keep]
-        self.lr = self.lr[keep]
-        if self.seeds is not None:
-            self.seeds = self.seeds[keep]
+    _report_divergence(runs.reason, plan.on_diverge)
+    hist, hist_epochs = history.result()
+    return TrainResult(runs.out, runs.epochs, runs.final_loss, runs.reason, hist, hist_epochs)
