@@ -31,6 +31,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
+from cnnbias import validate as V
 from cnnbias.theory.convlinear import shift_matrix
 from cnnbias.theory.primitive import is_primitive_batch
 
@@ -40,13 +41,21 @@ from cnnbias.theory.primitive import is_primitive_batch
 # ----------------------------------------------------------------------------------------------------------------
 def sample_positions(d: int, n: int, gens: Sequence[torch.Generator]) -> Tensor:
     """0-based positions [R, n], i.i.d. uniform on [d] (the law of the non-zero positions of a Task-Cls D_tr)."""
-    if n < 1 or d < 1:
-        raise ValueError(f"d and n must be >= 1, got d={d}, n={n}")
+    V.integer("d", d, 1)
+    V.integer("n", n, 1)
+    V.generators("gens", gens)
     return torch.stack([torch.randint(0, d, (n,), generator=g) for g in gens])
+
+
+def _check_pos(pos: Tensor, d: int) -> None:
+    V.integer("d", d, 1)
+    V.tensor("pos", pos, 2)
+    V.index_in_range("pos", pos, d)
 
 
 def occupancy(pos: Tensor, d: int) -> Tensor:
     """Bool [R, d]: S_tr as an indicator."""
+    _check_pos(pos, d)
     occ = torch.zeros(pos.shape[0], d, dtype=torch.float64, device=pos.device)
     occ.scatter_add_(1, pos, torch.ones_like(pos, dtype=torch.float64))
     return occ > 0
@@ -54,6 +63,10 @@ def occupancy(pos: Tensor, d: int) -> Tensor:
 
 def m_train_positions(pos: Tensor, d: int, k: int, dtype: torch.dtype = torch.float64) -> Tensor:
     """M_tr [R, d, k] = A_c with c = counts / n for Task-Cls positions pos [R, n]."""
+    _check_pos(pos, d)
+    V.integer("k", k, 1, d)
+    if pos.shape[1] == 0:
+        raise ValueError("pos must hold at least one position per run (shape [R, n] with n >= 1)")
     c = torch.zeros(pos.shape[0], d, dtype=dtype, device=pos.device)
     c.scatter_add_(
         1, pos, torch.full(pos.shape, 1.0 / pos.shape[1], dtype=dtype, device=pos.device)
@@ -64,20 +77,38 @@ def m_train_positions(pos: Tensor, d: int, k: int, dtype: torch.dtype = torch.fl
 # ----------------------------------------------------------------------------------------------------------------
 # Theorem 4's second term and the 1-Layer error
 # ----------------------------------------------------------------------------------------------------------------
+def _check_dk(d: int, k: int) -> None:
+    V.integer("d", d, 1)
+    V.integer("k", k, 1)
+    if k > d:
+        raise ValueError(f"k must be an integer in [1, d] = [1, {d}], got k={k}")
+
+
 def near_count(d: int, k: int) -> Tensor:
     """near(l) for l = 1..d: #{l' in [d]: |l' - l| < k}  (float64 [d])."""
+    _check_dk(d, k)
     l = torch.arange(1, d + 1)
     return (torch.clamp(l + k - 1, max=d) - torch.clamp(l - k + 1, min=1) + 1).double()
 
 
 def near_count_paper(d: int, k: int) -> Tensor:
     """The paper's d - (d - k - min{k, l, d-l+1} + 1) = k - 1 + min{k, l, d-l+1}."""
+    _check_dk(d, k)
     l = torch.arange(1, d + 1)
     return (k - 1 + torch.minimum(torch.minimum(torch.full_like(l, k), l), d - l + 1)).double()
 
 
 def _as_n(n: int | Sequence[int] | Tensor) -> Tensor:
-    return torch.as_tensor(n, dtype=torch.float64).reshape(-1)
+    """Training sizes as float64 [len(n)]; each must be a finite number >= 0 (a ValueError otherwise)."""
+    if isinstance(n, (str, bytes)) or isinstance(n, bool):
+        raise TypeError(f"n must be a training size or a sequence of sizes (numbers >= 0), got {n!r}")
+    try:
+        out = torch.as_tensor(n, dtype=torch.float64).reshape(-1)
+    except (TypeError, ValueError, RuntimeError):
+        raise TypeError(f"n must be a training size or a sequence of sizes (numbers >= 0), got {n!r}") from None
+    if not bool((out >= 0).all()) or not bool(torch.isfinite(out).all()):
+        raise ValueError(f"n must hold finite training sizes >= 0, got {out.tolist()}")
+    return out
 
 
 def thm4_second_term(d: int, k: int, n: int | Sequence[int] | Tensor) -> Tensor:
@@ -87,22 +118,29 @@ def thm4_second_term(d: int, k: int, n: int | Sequence[int] | Tensor) -> Tensor:
 
 
 def err2(d: int, k: int, n: int | Sequence[int] | Tensor) -> Tensor:
-    """Err2 = 1/2 ((d - 2k + 1)/d)^n (the paper's approximation for k << d, Fig. 4)."""
+    """Err2 = 1/2 ((d - 2k + 1)/d)^n (the paper's approximation for k << d, Fig. 4); needs 2k - 1 <= d."""
+    _check_dk(d, k)
+    if 2 * k - 1 > d:
+        raise ValueError(f"err2 needs 2k - 1 <= d (else (d - 2k + 1)/d < 0 is no probability); got d={d}, k={k}")
     return 0.5 * ((d - 2 * k + 1) / d) ** _as_n(n)
 
 
 def second_term_upper(d: int, k: int, n: int | Sequence[int] | Tensor) -> Tensor:
     """The paper's l-independent upper bound 1/2 ((d - k)/d)^n."""
+    _check_dk(d, k)
     return 0.5 * ((d - k) / d) ** _as_n(n)
 
 
 def one_layer_error(d: int, n: int | Sequence[int] | Tensor) -> Tensor:
     """E_1Layer = 1/2 ((d - 1)/d)^n (Section 3.3.2)."""
+    V.integer("d", d, 1)
     return 0.5 * ((d - 1) / d) ** _as_n(n)
 
 
 def brute_force_second_term(d: int, k: int, n: int) -> float:
     """1/2 E_l Pr(all l' in S_tr far from l) by enumerating all d^n training multisets (small d, n only)."""
+    _check_dk(d, k)
+    V.integer("n", n, 1)
     if d**n > 2_000_000:
         raise ValueError(f"d^n = {d**n} too large for enumeration")
     total = 0
@@ -117,6 +155,8 @@ def brute_force_second_term(d: int, k: int, n: int) -> float:
 # ----------------------------------------------------------------------------------------------------------------
 def lemma5_event(occ: Tensor, k: int) -> Tensor:
     """Omega~_tr [R]: some 1-based i with k <= i <= d and i-1, i both in S_tr (occ [R, d] bool)."""
+    V.tensor("occ", occ, 2, kind="bool")
+    V.integer("k", k, 1)
     d = occ.shape[1]
     lo = max(k, 2)  # i - 1 >= 1
     if lo > d:
@@ -129,6 +169,13 @@ def err1_mc(
     d: int, k: int, ns: Sequence[int], draws: int, generator: torch.Generator
 ) -> tuple[Tensor, Tensor]:
     """Monte Carlo Err1(n) = Pr(Omega~^c_tr) and, on the same draws, Pr(M_tr^T M_tr not primitive): [len(ns)] each."""
+    _check_dk(d, k)
+    V.integer("draws", draws, 1)
+    V.generator("generator", generator)
+    if isinstance(ns, (str, bytes)) or not isinstance(ns, Sequence) or len(ns) == 0:
+        raise ValueError(f"ns must be a non-empty sequence of training sizes (integers >= 1), got {ns!r}")
+    for n in ns:
+        V.integer("ns[i]", n, 1)
     e1, npr = [], []
     for n in ns:
         pos = torch.randint(0, d, (draws, int(n)), generator=generator)
@@ -143,6 +190,7 @@ def err1_mc(
 # ----------------------------------------------------------------------------------------------------------------
 def n_conv_closed(d: int, k: int, eps: float) -> float:
     """n solving 1/2 ((d-2k+1)/d)^n = eps."""
+    _check_dk(d, k)
     if not 0 < eps < 0.5:
         raise ValueError(f"eps must be in (0, 1/2), got {eps}")
     if 2 * k - 1 >= d:
@@ -157,6 +205,7 @@ def n_one_layer_closed(d: int, eps: float) -> float:
 
 def n_for_error_exact(d: int, k: int, eps: float) -> int:
     """Smallest integer n with the exact second term of Theorem 4 <= eps (monotone in n; bisection)."""
+    _check_dk(d, k)
     if not 0 < eps < 0.5:
         raise ValueError(f"eps must be in (0, 1/2), got {eps}")
     far = (d - near_count(d, k)) / d
@@ -185,6 +234,9 @@ def sample_sparse_positions(d: int, k: int, n: int, gens: Sequence[torch.Generat
 
     Bijection q_i = l_i - (i-1)(2k-1) maps such sets to n distinct values in [k, d - (n-1)(2k-1)].
     """
+    _check_dk(d, k)
+    V.integer("n", n, 1)
+    V.generators("gens", gens)
     top = d - (n - 1) * (2 * k - 1)
     if top - k + 1 < n:
         raise ValueError(f"no sparse set with n={n} positions for d={d}, k={k}")
@@ -197,6 +249,8 @@ def sample_sparse_positions(d: int, k: int, n: int, gens: Sequence[torch.Generat
 
 def flip_set(k: int, s: int) -> Tensor:
     """Bool [k]: S_s = {i in [k] : floor((i-1)/s) even}; every edge (i, i+s) has exactly one end in S_s."""
+    V.integer("k", k, 2)
+    V.integer("s", s)
     if not 1 <= s < k:
         raise ValueError(f"s must satisfy 1 <= s < k={k}, got {s}")
     i = torch.arange(k)
@@ -205,11 +259,17 @@ def flip_set(k: int, s: int) -> Tensor:
 
 def lag_sum(w: Tensor, s: int) -> Tensor:
     """sum_{i=1}^{k-s} w_i w_{i+s} for w [..., k]."""
+    V.floating_tensor("w", w)
+    if w.dim() == 0:
+        raise ValueError("w must have shape [..., k] (at least one dimension), got a 0-d tensor")
+    V.integer("s", s, 0, w.shape[-1] - 1)
     return (w[..., : w.shape[-1] - s] * w[..., s:]).sum(-1)
 
 
 def far_mask(occ: Tensor, k: int) -> Tensor:
     """Bool [R, d]: positions l with |l' - l| >= k for every l' in S_tr (occ [R, d] bool)."""
+    V.tensor("occ", occ, 2, kind="bool")
+    _check_dk(occ.shape[1], k)
     d = occ.shape[1]
     f = occ.double()[:, None, :]
     ker = torch.ones(1, 1, 2 * k - 1, dtype=torch.float64, device=occ.device)
@@ -219,4 +279,5 @@ def far_mask(occ: Tensor, k: int) -> Tensor:
 
 def primitive_identity_error(pos: Tensor, d: int, k: int) -> Tensor:
     """1/2 * fraction of far positions [R]: Theorem 4's value of the Theorem-2 error when M_tr^T M_tr is primitive."""
+    _check_dk(d, k)
     return 0.5 * far_mask(occupancy(pos, d), k).double().mean(-1)
