@@ -61,3 +61,49 @@ def test_missing_dir_and_files(tmp_path):
         digits.load_digits(tmp_path)
     with pytest.raises(ValueError, match="split"):
         digits.load_digits(split="valid")
+
+
+def _raw_idx(code: int, arr: np.ndarray) -> bytes:
+    import struct
+
+    return bytes([0, 0, code, arr.ndim]) + struct.pack(">" + "I" * arr.ndim, *arr.shape) + arr.tobytes()
+
+
+@pytest.mark.parametrize("code,dt", [(0x0D, ">f4"), (0x0C, ">i4"), (0x0E, ">f8"), (0x09, "i1")])
+def test_non_byte_images_rejected(tmp_path, code, dt):
+    """Float32 / int32 images must not be divided by 255 as if they were bytes."""
+    _write_split(tmp_path)
+    (tmp_path / "train-images-idx3-ubyte").write_bytes(_raw_idx(code, np.zeros((6, 28, 28), dtype=dt)))
+    with pytest.raises(ValueError, match=r"train-images-idx3-ubyte.*unsigned-byte"):
+        digits.load_digits(tmp_path)
+
+
+def test_float_labels_rejected(tmp_path):
+    _write_split(tmp_path)
+    (tmp_path / "train-labels-idx1-ubyte").write_bytes(_raw_idx(0x0D, np.zeros(6, dtype=">f4")))
+    with pytest.raises(ValueError, match=r"train-labels-idx1-ubyte.*integer"):
+        digits.load_digits(tmp_path)
+
+
+def test_truncated_gzip_names_file(tmp_path):
+    _write_split(tmp_path, gz=True)
+    p = tmp_path / "train-images-idx3-ubyte.gz"
+    p.write_bytes(p.read_bytes()[:-20])
+    with pytest.raises(ValueError, match=r"train-images-idx3-ubyte\.gz.*(corrupt|truncated)"):
+        digits.load_digits(tmp_path)
+    p.write_bytes(b"\x1f\x8b" + b"garbage" * 5)
+    with pytest.raises(ValueError, match=r"train-images-idx3-ubyte\.gz"):
+        digits.read_idx(p)
+
+
+def test_bad_arguments():
+    with pytest.raises(ValueError, match="split"):
+        digits.load_digits(split="validation")
+    with pytest.raises(TypeError, match="root"):
+        digits.load_digits(root=3)
+    with pytest.raises(TypeError, match="path"):
+        digits.read_idx(None)
+    with pytest.raises(ValueError, match="0..255"):
+        digits.write_idx("unused", np.array([256, 1]))
+    with pytest.raises(ValueError, match="0..255"):
+        digits.write_idx("unused", np.array([0.5]))

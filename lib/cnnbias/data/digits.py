@@ -14,6 +14,7 @@ from __future__ import annotations
 import gzip
 import os
 import struct
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -31,13 +32,18 @@ _IDX_TYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f
 
 def read_idx(path: str | os.PathLike) -> np.ndarray:
     """Read one IDX file (raw or gzip).  A malformed file raises ValueError naming it."""
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"path must be a str or os.PathLike naming an IDX file, got {type(path).__name__}")
     path = Path(path)
     try:
         raw = path.read_bytes()
-        if raw[:2] == b"\x1f\x8b":
-            raw = gzip.decompress(raw)
     except OSError as e:
         raise ValueError(f"cannot read IDX file {path}: {e}") from None
+    if raw[:2] == b"\x1f\x8b":
+        try:
+            raw = gzip.decompress(raw)
+        except (OSError, EOFError, zlib.error) as e:  # BadGzipFile is an OSError; truncated -> EOFError
+            raise ValueError(f"{path}: corrupt or truncated gzip file ({type(e).__name__}: {e})") from None
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0:
         raise ValueError(f"{path} is not an IDX file (bad magic number)")
     code, ndim = raw[2], raw[3]
@@ -55,11 +61,25 @@ def read_idx(path: str | os.PathLike) -> np.ndarray:
 
 
 def write_idx(path: str | os.PathLike, array: np.ndarray) -> None:
-    """Write a uint8 array as an IDX file (gzip when the name ends in .gz); used by the tests."""
-    array = np.ascontiguousarray(array, dtype=np.uint8)
+    """Write a uint8 array as an IDX file (gzip when the name ends in .gz); used by the tests.
+
+    The values must be integers in 0..255 (anything else would wrap or truncate silently)."""
+    a = np.asarray(array)
+    if a.ndim < 1 or a.ndim > 255:
+        raise ValueError(f"array must have 1..255 dimensions, got shape {a.shape}")
+    if a.dtype != np.uint8:
+        if not (np.issubdtype(a.dtype, np.integer) or np.issubdtype(a.dtype, np.floating)) or (
+            a.size and (not np.all(np.isfinite(a)) or a.min() < 0 or a.max() > 255 or np.any(a != np.round(a)))
+        ):
+            raise ValueError(f"array must hold integers in 0..255 (written as unsigned bytes), got dtype {a.dtype}")
+    array = np.ascontiguousarray(a, dtype=np.uint8)
     data = bytes([0, 0, 0x08, array.ndim]) + struct.pack(">" + "I" * array.ndim, *array.shape) + array.tobytes()
     path = Path(path)
     path.write_bytes(gzip.compress(data) if path.suffix == ".gz" else data)
+
+
+def _code(dt: np.dtype) -> int:
+    return next((c for c, t in _IDX_TYPES.items() if np.dtype(t) == dt), 0)
 
 
 def _find(root: Path, stem: str) -> Path:
@@ -76,8 +96,10 @@ def load_digits(root: str | os.PathLike | None = None, split: str = "train"):
     ``"train"`` or ``"test"``.  Without one, scikit-learn's bundled 8x8 digits are returned (the
     same set for either split; ``source == "sklearn-8x8"``); callers split them themselves.
     """
-    if split not in MNIST_FILES:
+    if not isinstance(split, str) or split not in MNIST_FILES:
         raise ValueError(f"split must be one of {', '.join(MNIST_FILES)}, got {split!r}")
+    if root is not None and not isinstance(root, (str, os.PathLike)):
+        raise TypeError(f"root must be None or a str / os.PathLike folder, got {type(root).__name__}")
     root = root if root is not None else os.environ.get("CNNBIAS_MNIST_DIR") or None
     if root is not None:
         root = Path(root)
@@ -85,6 +107,13 @@ def load_digits(root: str | os.PathLike | None = None, split: str = "train"):
             raise ValueError(f"CNNBIAS_MNIST_DIR / root {str(root)!r} is not a directory")
         img_path, lab_path = (_find(root, s) for s in MNIST_FILES[split])
         images, labels = read_idx(img_path), read_idx(lab_path)
+        if images.dtype != np.uint8:
+            raise ValueError(
+                f"{img_path}: image data type is {images.dtype} (IDX type code 0x{_code(images.dtype):02x}); "
+                "only unsigned-byte images (0x08, values 0..255) are supported (they are scaled by 1/255)"
+            )
+        if not np.issubdtype(labels.dtype, np.integer):
+            raise ValueError(f"{lab_path}: labels must be an integer IDX type (0x08), got data type {labels.dtype}")
         if images.ndim != 3:
             raise ValueError(f"{img_path}: expected a 3-d image array (N, H, W), got shape {images.shape}")
         if labels.ndim != 1 or labels.shape[0] != images.shape[0]:
