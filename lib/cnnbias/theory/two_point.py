@@ -38,6 +38,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from cnnbias import validate as V
+
 __all__ = [
     "TwoPointRun",
     "TwoPointSet",
@@ -70,15 +72,18 @@ class TwoPointSet:
 
 def gamma(n: int) -> float:
     """gamma = (1 - 2^-n)/n (Eq. 14): the probability that a Gaussian filter detects p1 among n patterns."""
-    if n < 1:
-        raise ValueError(f"n must be >= 1; got {n}")
+    V.integer("n", n, 1)
     return (1 - 2.0 ** (-n)) / n
 
 
 def sample_two_point(R: int, n: int, d: int, generators: list[torch.Generator]) -> TwoPointSet:
     """Draw R two-point training sets: n - 1 distinct spurious patterns from {2..d-1} shared by x+ and x-."""
-    if n < 2 or n - 1 > d - 2:
+    V.integer("R", R, 1)
+    V.integer("n", n, 2)
+    V.integer("d", d, 3)
+    if n - 1 > d - 2:
         raise ValueError(f"need 2 <= n and n - 1 <= d - 2; got n={n}, d={d}")
+    V.generators("generators", generators)
     if len(generators) != R:
         raise ValueError(f"generators must have length R={R}; got {len(generators)}")
     sp = torch.stack([2 + torch.randperm(d - 2, generator=g)[: n - 1] for g in generators])
@@ -124,10 +129,14 @@ def gd_two_point(W0: Tensor, data: TwoPointSet, c_eta: float, T_max: int,
     (ReLU'(0) = 0; the max picks the argmax pattern).  Runs with zero loss stop changing (GD fixed point).
 
     record: True keeps every W_t, a list keeps those steps, False none (``history`` is a dict t -> W_t)."""
-    if c_eta <= 0:
-        raise ValueError(f"c_eta must be > 0; got {c_eta}")
-    if T_max < 1:
-        raise ValueError(f"T_max must be >= 1; got {T_max}")
+    _check_W0_data(W0, data)
+    V.positive("c_eta", c_eta)
+    V.integer("T_max", T_max, 1)
+    if not isinstance(record, bool):
+        if isinstance(record, (str, bytes)) or not hasattr(record, "__iter__"):
+            raise TypeError(f"record must be True, False or a list of steps, got {record!r}")
+        for t in record:
+            V.integer("record[i]", t, 0)
     W = W0.clone()
     R, C, d = W.shape
     k = C // 2
@@ -168,6 +177,20 @@ def gd_two_point(W0: Tensor, data: TwoPointSet, c_eta: float, T_max: int,
     return TwoPointRun(W=W, T=T, converged=conv, history=hist, outputs=outs_t)
 
 
+def _check_W0_data(W0: Tensor, data: TwoPointSet, name: str = "W0") -> None:
+    """``W0 [R, 2k, d]`` floating, ``data`` a :class:`TwoPointSet` with R runs and patterns < d."""
+    V.floating_tensor(name, W0, 3)
+    if W0.shape[1] == 0 or W0.shape[1] % 2:
+        raise ValueError(f"{name} must have shape [R, 2k, d] (an even number 2k >= 2 of filters), got {tuple(W0.shape)}")
+    if not isinstance(data, TwoPointSet):
+        raise TypeError(f"data must be a TwoPointSet (see sample_two_point), got {type(data).__name__}")
+    if W0.shape[2] != data.d or W0.shape[0] != data.x_plus.shape[0]:
+        raise ValueError(f"{name} must have shape [R, 2k, d] = [{data.x_plus.shape[0]}, 2k, {data.d}] to match data, "
+                         f"got {tuple(W0.shape)}")
+    V.index_in_range("data.x_plus", data.x_plus, data.d)
+    V.index_in_range("data.x_minus", data.x_minus, data.d)
+
+
 def _pt_mask(data: TwoPointSet, R: int) -> Tensor:
     m = torch.zeros(R, data.d, dtype=torch.bool)
     m.scatter_(1, data.x_plus, True)
@@ -184,6 +207,7 @@ def _argmax_over(D: Tensor, allowed: Tensor) -> tuple[Tensor, Tensor]:
 
 def categories(W0: Tensor, data: TwoPointSet) -> Tensor:
     """Part of Lemma F.5 (1..8) each filter falls in at initialization: LongTensor [R, 2k]."""
+    _check_W0_data(W0, data)
     R, C, _ = W0.shape
     k = C // 2
     PT = _pt_mask(data, R)
@@ -243,8 +267,9 @@ def _lemma_f5_half(D, c, parts, *, own: int, other: int, greedy_mask, am, h, t, 
 
 def lemma_f5_predict(W0: Tensor, data: TwoPointSet, c_eta: float, t: int) -> Tensor:
     """The closed forms of Lemma F.5 for W_t (valid for 1 <= t <= t* when max|W_0| << eta = c_eta/k): [R, 2k, d]."""
-    if t < 1:
-        raise ValueError(f"t must be >= 1; got {t}")
+    V.integer("t", t, 1)
+    V.positive("c_eta", c_eta)
+    _check_W0_data(W0, data)
     R, C, d = W0.shape
     k = C // 2
     h = c_eta / (2 * k)
@@ -272,6 +297,7 @@ def predicted_convergence(W0: Tensor, data: TwoPointSet, c_eta: float) -> tuple[
     """Convergence step predicted by the proof of Lemma F.6 from the category counts (ignoring O(kM)):
     t+ = min{t >= 1: h(t|B2| + |B4| - |B8|) >= 1}, t- = min{t >= 1: h(t|B6| + |B8| - |B4|) >= 1}, h = c_eta/(2k).
     Returns (t_plus, t_minus, counts [R, 9]) with counts[:, q] = |B_q|."""
+    V.positive("c_eta", c_eta)
     cat = categories(W0, data)
     R = cat.shape[0]
     counts = torch.zeros(R, 9, dtype=torch.long)

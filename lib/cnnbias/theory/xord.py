@@ -17,7 +17,24 @@ import math
 import torch
 from torch import Tensor
 
+from cnnbias import validate as V
 from cnnbias.data import xord as X
+
+
+def _check_W(W: Tensor, name: str = "W") -> None:
+    """``W [R, 2k, 2]`` floating (first k rows read out +1, last k rows -1)."""
+    V.floating_tensor(name, W)
+    if W.ndim != 3 or W.shape[-1] != 2 or W.shape[1] % 2 or W.shape[1] == 0:
+        raise ValueError(f"{name} must have shape [R, 2k, 2] with k >= 1, got {tuple(W.shape)}")
+
+
+def _check_mask_channels(mc: Tensor | None, W: Tensor) -> None:
+    if mc is not None:
+        V.tensor("mask_channels", mc, shape=(W.shape[0], W.shape[1]))
+
+
+def _check_p(name: str, p: float) -> None:
+    V.real(name, p, 0, 1, lo_open=True, hi_open=True)
 
 # ----------------------------------------------------------------------------------------------------------------
 # p+ and p- (Sec. 3)
@@ -31,6 +48,7 @@ def p_plus_paper(d: int) -> float:
     four patterns, so this is the probability that a point drawn uniformly from *all* of ``{+-1}^(2d)`` is diverse.
     For ``D+`` uniform over the *positive* points it is a slight underestimate: see :func:`p_plus_uniform_positive`.
     """
+    V.integer("d", d, 1)
     return 1.0 - (4 * 3**d - 6 * 2**d + 4) / 4**d
 
 
@@ -39,12 +57,14 @@ def p_plus_uniform_positive(d: int) -> float:
 
     Every diverse point is positive; the ``2^d`` inputs made only of x2, x4 are the negative ones.
     """
+    V.integer("d", d, 1)
     return (4**d - 4 * 3**d + 6 * 2**d - 4) / (4**d - 2**d)
 
 
 def p_minus_paper(d: int) -> float:
     """The paper's ``p- = 1 - 1 / 2^(d-1)``: exact for ``D-`` uniform over the ``2^d`` negative points
     (only the two constant points (x2,...,x2), (x4,...,x4) are not diverse)."""
+    V.integer("d", d, 1)
     return 1.0 - 1.0 / 2 ** (d - 1)
 
 
@@ -72,6 +92,9 @@ def p_by_enumeration(d: int) -> dict[str, float]:
 
 def thm41_delta_min(p_plus: float, p_minus: float, c: float = 0.0) -> float:
     """Smallest ``delta`` allowed by Theorem 4.1: ``1 - p+ p- (1 - c - 16 e^-8)``."""
+    _check_p("p_plus", p_plus)
+    _check_p("p_minus", p_minus)
+    V.real("c", c, 0, 1, hi_open=True)
     return 1.0 - p_plus * p_minus * (1.0 - c - 16.0 * math.exp(-8.0))
 
 
@@ -80,15 +103,17 @@ def thm41_m2_lower(p_plus: float, p_minus: float, delta: float, c: float = 0.0) 
 
     Read with the factor 2 counting positive and negative points (App. A.7: ``m`` points per class).
     """
-    if not 0 < delta < 1:
-        raise ValueError(f"delta must be in (0, 1), got {delta!r}")
-    if not (0 < p_plus < 1 and 0 < p_minus < 1):
-        raise ValueError("p_plus and p_minus must be in (0, 1)")
+    V.real("delta", delta, 0, 1, lo_open=True, hi_open=True)
+    _check_p("p_plus", p_plus)
+    _check_p("p_minus", p_minus)
+    V.real("c", c, 0, 1, hi_open=True)
     return 2.0 * math.log(48.0 * delta / (33.0 * (1.0 - c))) / math.log(p_plus * p_minus)
 
 
 def thm41_eps_max(p_plus: float, p_minus: float) -> float:
     """Largest ``epsilon`` of Theorem 4.1: ``min{(1-p+)/4, (1-p-)/4}``."""
+    _check_p("p_plus", p_plus)
+    _check_p("p_minus", p_minus)
     return min((1 - p_plus) / 4, (1 - p_minus) / 4)
 
 
@@ -99,6 +124,9 @@ def thm41_eps_max(p_plus: float, p_minus: float) -> float:
 
 def projections(W: Tensor) -> Tensor:
     """``w_c . x_l`` for all filters and the four patterns: ``[..., C, 2] -> [..., C, 4]``."""
+    V.floating_tensor("W", W)
+    if W.ndim < 2 or W.shape[-1] != 2:
+        raise ValueError(f"W must have shape [..., C, 2], got {tuple(W.shape)}")
     return W @ X.patterns(W.dtype, W.device).T
 
 
@@ -109,8 +137,11 @@ def network_on_sets(W: Tensor, masks: Tensor, mask_channels: Tensor | None = Non
     all runs or ``[R, S, 4]``), optional ``mask_channels [R, 2k]`` (0/1, for padded channel counts).
     Returns ``[R, S]``.
     """
-    if W.ndim != 3 or W.shape[-1] != 2 or W.shape[1] % 2:
-        raise ValueError(f"W must have shape [R, 2k, 2], got {tuple(W.shape)}")
+    _check_W(W)
+    V.tensor("masks", masks, (2, 3))
+    if masks.shape[-1] != 4 or (masks.ndim == 3 and masks.shape[0] != W.shape[0]):
+        raise ValueError(f"masks must have shape [S, 4] or [R={W.shape[0]}, S, 4], got {tuple(masks.shape)}")
+    _check_mask_channels(mask_channels, W)
     k = W.shape[1] // 2
     act = torch.relu(projections(W))  # [R, C, 4]
     m = masks.to(W.dtype)
@@ -135,6 +166,10 @@ def test_error_exact(W: Tensor, d: int, p_plus: float | None, p_minus: float | N
                      mask_channels: Tensor | None = None) -> Tensor:
     """Exact 0-1 test error ``[R]`` under ``D = 1/2 D+ + 1/2 D-`` (:func:`cnnbias.data.xord.subset_distribution`);
     a score of exactly 0 counts 1/2 (the papers' convention)."""
+    V.integer("d", d, 1)
+    for name, p in (("p_plus", p_plus), ("p_minus", p_minus)):
+        if p is not None:
+            V.probability(name, p)
     out = network_on_sets(W, X.SUBSETS.to(W.device), mask_channels)  # [R, 15]
     y = X.SUBSET_LABELS.to(out)
     err = torch.where(torch.sign(out) == 0, 0.5, (torch.sign(out) != y).to(out.dtype))
@@ -150,6 +185,8 @@ def k2_network(dtype: torch.dtype = torch.float64) -> Tensor:
 def detection_scores(W: Tensor, mask_channels: Tensor | None = None) -> Tensor:
     """Def. 5.1: ``D_v = sum_i relu(w(i).v)`` for the positive patterns x1, x3 and ``sum_i relu(u(i).v)`` for the
     negative patterns x2, x4.  Returns ``[R, 4]`` in pattern order x1..x4."""
+    _check_W(W)
+    _check_mask_channels(mask_channels, W)
     k = W.shape[1] // 2
     act = torch.relu(projections(W))  # [R, C, 4]
     if mask_channels is not None:
@@ -161,30 +198,33 @@ def detection_scores(W: Tensor, mask_channels: Tensor | None = None) -> Tensor:
 
 def n_detected(W: Tensor, c_d: float, mask_channels: Tensor | None = None) -> Tensor:
     """Number of the four patterns detected with confidence ``c_d`` (``D_v > c_d``, Def. 5.1), ``[R]`` long."""
-    if c_d < 0:
-        raise ValueError(f"c_d must be >= 0, got {c_d!r}")
+    V.nonnegative("c_d", c_d)
     return (detection_scores(W, mask_channels) > c_d).sum(-1)
 
 
 def alpha(k: int) -> float:
     """``alpha(k) = (k/4 + 2 sqrt k) / (k/4 - 2 sqrt k)`` of Theorem 5.2 (finite and > 1 for ``k > 64``)."""
-    if k <= 64:
-        raise ValueError(f"k must be > 64 for alpha(k) to be positive, got {k}")
+    V.integer("k", k, 65)
     return (k / 4 + 2 * math.sqrt(k)) / (k / 4 - 2 * math.sqrt(k))
 
 
 def thm52_confidence(k: int, c_eta: float) -> float:
     """Detection confidence guaranteed by Theorem 5.2: ``(1 - 5 c_eta / 4) / (alpha(k) + 1)``."""
+    V.positive("c_eta", c_eta)
     return (1 - 5 * c_eta / 4) / (alpha(k) + 1)
 
 
 def thm52_T(gamma: float, c_eta: float) -> float:
     """Iterations after which Theorem 5.2 guarantees convergence: ``28 (gamma + 1 + 8 c_eta) / c_eta``."""
+    V.positive("gamma", gamma)
+    V.positive("c_eta", c_eta)
     return 28 * (gamma + 1 + 8 * c_eta) / c_eta
 
 
 def sigma_g_max(c_eta: float, k: int) -> float:
     """Largest initialization scale allowed by Theorems 5.2/5.3 and Sec. B: ``c_eta / (16 k^(3/2))``."""
+    V.positive("c_eta", c_eta)
+    V.integer("k", k, 1)
     return c_eta / (16 * k**1.5)
 
 
@@ -217,6 +257,7 @@ def eq4_sets(W: Tensor) -> dict[str, Tensor]:
     ``Wplus [R, k]``: ``argmax_{l in 1..4} w(j).x_l`` (``j in W_t^+(i)`` iff ``Wplus[:, j] == i``),
     ``Wminus [R, k]``: ``argmax_{l in {2,4}} w(j).x_l`` (values 1 or 3), and ``Uplus``, ``Uminus`` for the u's.
     """
+    _check_W(W)
     k = W.shape[1] // 2
     pr = projections(W)
     neg = torch.tensor(X.NEGATIVE, device=W.device)
@@ -227,6 +268,7 @@ def eq4_sets(W: Tensor) -> dict[str, Tensor]:
 
 def diverse_outputs(W: Tensor) -> tuple[Tensor, Tensor]:
     """``(N_W(x+), N_W(x-))`` for a diverse positive and a diverse negative point, ``[R]`` each."""
+    _check_W(W)
     m = torch.tensor([[True, True, True, True], [False, True, False, True]], device=W.device)
     out = network_on_sets(W, m)
     return out[:, 0], out[:, 1]
@@ -256,6 +298,8 @@ def eq56_step(W: Tensor, eta: float | Tensor, gamma: float, _fused_out=None) -> 
     term ``max{1 + N_W(x-), 0}`` of Eq. 3 is active iff ``N_W(x-) > -1`` (i.e. ``-N_W(x-) < 1``, the form used in
     Lemma A.3), which is what we implement and what autograd confirms (tests).
     """
+    if _fused_out is None:  # a call from outside (the loop of simulate_diverse checked its arguments once)
+        _check_dynamics_args(W, eta, gamma)
     k = W.shape[1] // 2
     P = X.patterns(W.dtype, W.device)
     npos, nneg, plus, minus = _fused_out if _fused_out is not None else _fused(W, gamma)
@@ -268,8 +312,20 @@ def eq56_step(W: Tensor, eta: float | Tensor, gamma: float, _fused_out=None) -> 
     return W + eta_t * sign * (a * P[plus] - b * P[minus])
 
 
+def _check_dynamics_args(W: Tensor, eta, gamma) -> None:
+    _check_W(W)
+    V.positive("gamma", gamma)
+    if isinstance(eta, Tensor) and eta.numel() != 1:
+        V.tensor("eta", eta, shape=(W.shape[0],))
+        if not bool(((eta > 0) & torch.isfinite(eta)).all()):
+            raise ValueError("eta must be positive and finite (every run)")
+    else:
+        V.positive("eta", eta)
+
+
 def S_plus(W: Tensor) -> Tensor:
     """``S_t^+ = sum_{j in W^+(1) u W^+(3)} max_l relu(w(j).x+_l)`` (Sec. 5), ``[R]``."""
+    _check_W(W)
     k = W.shape[1] // 2
     pr = projections(W[:, :k])
     s = eq4_sets(W)["Wplus"]
@@ -279,6 +335,7 @@ def S_plus(W: Tensor) -> Tensor:
 
 def XY_plus(W: Tensor) -> tuple[Tensor, Tensor]:
     """Eq. 7: ``X^+(i) = sum_{j in W^+(i)} max_l relu(w(j).x+_l)`` and ``Y^+(i)`` likewise for the u's; ``[R, 4]``."""
+    _check_W(W)
     k = W.shape[1] // 2
     s = eq4_sets(W)
     act = torch.relu(projections(W)).amax(-1)  # response on a diverse positive point, [R, C]
@@ -292,6 +349,7 @@ def thm53_conditions(W: Tensor) -> dict[str, Tensor]:
 
     a) ``W^+(1)`` empty, b) ``W^+(3)`` empty, c) ``u(1).x2 > 0`` and ``u(2).x2 > 0``, d) the same with x4.
     Returns bool ``[R]`` per condition and ``E`` (any of them)."""
+    _check_W(W)
     if W.shape[1] != 4:
         raise ValueError(f"W must be a k = 2 network [R, 4, 2], got {tuple(W.shape)}")
     s = eq4_sets(W)["Wplus"]
@@ -308,8 +366,7 @@ def thm53_conditions(W: Tensor) -> dict[str, Tensor]:
 
 def xor_sec_b_bound(k: int) -> float:
     """Theorem B.5: for ``k >= 25`` GD on the four XOR points converges within ``4k / (k - 2 sqrt k) + 40`` steps."""
-    if k < 25:
-        raise ValueError(f"k must be >= 25, got {k}")
+    V.integer("k", k, 25)
     return 4 * k / (k - 2 * math.sqrt(k)) + 40
 
 
@@ -324,6 +381,11 @@ def simulate_diverse(W0: Tensor, eta: float | Tensor, gamma: float, max_steps: i
     ``snap`` (dict step -> ``W`` at that step, for the requested ``snapshots``) and ``sets0`` / ``sets_changed``
     (Eq. 4 sets at t = 0 and whether ``W_t^+(1)``/``W_t^+(3)`` membership ever changed, Lemma A.4).
     """
+    _check_dynamics_args(W0, eta, gamma)
+    V.integer("max_steps", max_steps, 0)
+    if snapshots is not None:
+        for t in snapshots:
+            V.integer("snapshots[i]", t, 0)
     W = W0.clone()
     R = W.shape[0]
     T = torch.full((R,), -1, dtype=torch.long)
