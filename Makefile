@@ -37,7 +37,7 @@ BOOK_ENV := env -u CNNBIAS_MNIST_DIR CNNBIAS_SCALE=book CNNBIAS_DEVICE=cpu CNNBI
 JOBS ?= 2
 # ATEN_CPU_CAPABILITY for nbval: empty = this CPU's native kernels; `default` or `avx2` forces a path.
 ATEN ?=
-JB_FLAGS := --builder html -W --keep-going
+JB_FLAGS := --builder html -W -n --keep-going
 # The build check of `make test` uses the stored outputs: the same config with execution off.
 STORED_CONFIG := _build/_config_stored.yml
 TIMEOUT ?= 1800
@@ -78,6 +78,8 @@ $(MATHJAX_STAMP):
 # ---------------------------------------------------------------------------------------------
 book: setup
 	@mkdir -p _build
+	@# Execute the chapters missing from jupyter-book's cache, JOBS at a time (the build then reads them).
+	@$(BOOK_ENV) $(PY) -m booktools cache --jobs $(JOBS) --timeout $(TIMEOUT) || { rm -rf _build/html; exit 1; }
 	@# On failure no HTML is left behind that would show stale outputs as if they were fresh.
 	@$(BOOK_ENV) $(JB) build . $(JB_FLAGS) > _build/book.log 2>&1 || { rm -rf _build/html; \
 	  echo "book: FAILED: $$(grep -m1 -E 'WARNING|ERROR|Error|Exception' _build/book.log | cut -c1-300) (full log: _build/book.log)" >&2; exit 1; }

@@ -2,6 +2,7 @@
 
     python -m booktools list                       # notebooks in execution order
     python -m booktools execute [--jobs N] [NB ...] # execute in place (appendix last), record times
+    python -m booktools cache [--jobs N]          # fill jupyter-book's execution cache in parallel
     python -m booktools claims                     # the claims records of every chapter, as text
     python -m booktools fix-fences FILE ...        # ```{prf:..} titles with roles -> :::{prf:..}
 """
@@ -31,6 +32,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     ex.add_argument("--jobs", type=int, default=int(os.environ.get("BOOK_JOBS", "2")),
                     help="notebooks executed at once (default: $BOOK_JOBS or 2)")
     ex.add_argument("--timings", default=str(TIMINGS_PATH), help="timings CSV, relative to the root")
+    ca = sub.add_parser("cache", help="execute the chapters missing from jupyter-book's cache, in parallel")
+    ca.add_argument("--jobs", type=int, default=int(os.environ.get("BOOK_JOBS", "2")), help="notebooks at once")
+    ca.add_argument("--timeout", type=int, default=1800, help="seconds per cell (default 1800)")
     sub.add_parser("claims", help="print the claims records found in the chapters' stored outputs")
     ff = sub.add_parser("fix-fences", help="rewrite ```{directive} titles with roles as :::{directive} (in place)")
     ff.add_argument("files", nargs="+", help="notebooks or markdown files")
@@ -62,6 +66,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             print("execute: interrupted; notebooks not finished were left unchanged", file=sys.stderr)
             return 130
         print(f"executed {len(paths)} notebooks in {time.perf_counter() - t0:.0f} s ({args.jobs} at a time)")
+    elif args.cmd == "cache":
+        from booktools.cache import prefill
+
+        n, failures = prefill(root, jobs=args.jobs, timeout=args.timeout)
+        for f in failures:
+            print(f"cache: FAILED: {f}", file=sys.stderr)
+        print(f"cache: {n} notebook(s) executed, {len(failures)} failed")
+        return 1 if failures else 0
     elif args.cmd == "claims":
         claims = book_claims(root)
         for p, recs in claims.items():
@@ -77,5 +89,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
+def _main() -> int:
+    try:
+        return main()
+    except (FileNotFoundError, ValueError) as e:  # a missing page, a malformed toc or notebook: one line
+        print(f"booktools: {e}", file=sys.stderr)
+        return 2
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(_main())
