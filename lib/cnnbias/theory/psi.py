@@ -34,6 +34,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from cnnbias import validate as V
+
 __all__ = [
     "Detection",
     "c_star",
@@ -59,6 +61,7 @@ NEG = 1  # index of p2 (P-)
 def _check_W(W: Tensor) -> None:
     if not isinstance(W, Tensor) or W.dim() != 3:
         raise ValueError(f"W must be a tensor [R, 2k, d]; got shape {getattr(W, 'shape', None)}")
+    V.floating_tensor("W", W)
     if W.shape[1] % 2 != 0 or W.shape[1] == 0:
         raise ValueError(f"W must have an even, positive number of channels 2k; got {W.shape[1]}")
 
@@ -66,12 +69,13 @@ def _check_W(W: Tensor) -> None:
 def pattern_dots(W: Tensor, patterns: Tensor | None = None) -> Tensor:
     """Dot products D[r, c, l] = W[r, c] . p_l.
 
-    ``patterns=None`` means one-hot patterns p_l = e_l (|P| = d), for which D = W (no product formed).
+    ``patterns=None`` means one-hot patterns p_l = e_l (:math:`|P| = d`), for which D = W (no product formed).
     Otherwise ``patterns [L, d]`` (orthonormal rows) and D = W @ P^T.
     """
     _check_W(W)
     if patterns is None:
         return W
+    V.floating_tensor("patterns", patterns)
     if patterns.dim() != 2 or patterns.shape[1] != W.shape[2]:
         raise ValueError(f"patterns must be [L, d={W.shape[2]}]; got {tuple(patterns.shape)}")
     if patterns.shape[0] < 3:
@@ -150,12 +154,29 @@ def detection(W: Tensor, patterns: Tensor | None = None) -> Detection:
 def positive_ratios(det: Detection) -> Tensor:
     """Positive detection ratios M_u^+(i) / M_w^+(1), [R, L]; column 1 (p2, not in Ps u P+) is NaN.
     A run with M_w^+(1) = 0 gets +inf (0/0 -> inf too: no detector of p1 at all)."""
+    _check_det(det)
     return _ratio(det.M_u_pos, det.M_w_pos[:, POS], NEG)
 
 
 def negative_ratios(det: Detection) -> Tensor:
     """Negative detection ratios M_w^-(i) / M_u^-(2), [R, L]; column 0 (p1) is NaN."""
+    _check_det(det)
     return _ratio(det.M_w_neg, det.M_u_neg[:, NEG], POS)
+
+
+def _check_det(det: Detection) -> None:
+    if not isinstance(det, Detection):
+        raise TypeError(f"det must be a Detection (see detection(W)), got {type(det).__name__}")
+
+
+def _check_L(L: int) -> None:
+    V.integer("L", L, 1)
+
+
+def _check_s(s: Tensor) -> None:
+    V.floating_tensor("s", s)
+    if s.dim() < 1 or s.shape[-1] < 3:
+        raise ValueError(f"s must have shape [..., L] with L >= 3 patterns (p1, p2, spurious), got {tuple(s.shape)}")
 
 
 def _ratio(num: Tensor, den: Tensor, excluded: int) -> Tensor:
@@ -169,6 +190,10 @@ def _ratio(num: Tensor, den: Tensor, excluded: int) -> Tensor:
 
 def presence(idx: Tensor, L: int) -> Tensor:
     """Presence indicators 1{p_l in x_j} as a bool tensor [..., m, L] from index samples idx [..., m, n]."""
+    _check_L(L)
+    V.tensor("idx", idx)
+    if idx.dim() < 1:
+        raise ValueError("idx must have shape [..., m, n], got a 0-d tensor")
     if idx.dtype not in (torch.int64, torch.int32):
         raise ValueError(f"idx must be an integer tensor; got {idx.dtype}")
     if idx.numel() and (int(idx.min()) < 0 or int(idx.max()) >= L):
@@ -183,6 +208,10 @@ def pattern_statistics(idx: Tensor, y: Tensor, L: int, chunk: int = 4096) -> Ten
 
     Returns [R, L] (or [L]).  A pattern repeated inside one sample counts once.  Chunked over m.
     """
+    _check_L(L)
+    V.integer("chunk", chunk, 1)
+    V.tensor("idx", idx)
+    V.labels_pm1("y", y)
     if idx.dim() != y.dim() + 1 or idx.shape[:-1] != y.shape:
         raise ValueError(f"idx [.., m, n] and y [.., m] disagree: {tuple(idx.shape)} vs {tuple(y.shape)}")
     m = y.shape[-1]
@@ -199,6 +228,8 @@ def pattern_statistics(idx: Tensor, y: Tensor, L: int, chunk: int = 4096) -> Ten
 def psi_bounds(s: Tensor, b: float) -> tuple[Tensor, Tensor]:
     """The s-dependent parts of Eqs. 5-6: b*max(-s_i/s_1, 0) ([R, L], column 1 NaN) and
     b*max(-s_i/s_2, 0) ([R, L], column 0 NaN)."""
+    _check_s(s)
+    V.positive("b", b)
     pos = b * torch.clamp(-s / s[..., POS:POS + 1], min=0.0)
     neg = b * torch.clamp(-s / s[..., NEG:NEG + 1], min=0.0)
     pos = pos.clone()
@@ -225,10 +256,13 @@ def c_star(W: Tensor, s: Tensor, m: int, b: float = 2.0, patterns: Tensor | None
             (default: all patterns of P, as in the definition).
     Returns: [R] (inf where M_w^+(1) = 0 or M_u^-(2) = 0).
     """
-    if m < 1:
-        raise ValueError(f"m must be >= 1; got {m}")
-    if b <= 0:
-        raise ValueError(f"b must be > 0; got {b}")
+    V.integer("m", m, 1)
+    V.positive("b", b)
+    _check_s(s)
+    if s.shape[0] != W.shape[0] and s.dim() == 2:
+        raise ValueError(f"s must have one row per run: shape [R={W.shape[0]}, L], got {tuple(s.shape)}")
+    if only_present is not None:
+        V.tensor("only_present", only_present, kind="bool")
     det = detection(W, patterns)
     rp, rn = positive_ratios(det), negative_ratios(det)
     bp, bn = psi_bounds(s.to(rp), b)
@@ -244,8 +278,7 @@ def c_star(W: Tensor, s: Tensor, m: int, b: float = 2.0, patterns: Tensor | None
 
 def psi_holds(W: Tensor, s: Tensor, m: int, b: float, c: float, patterns: Tensor | None = None) -> Tensor:
     """Whether each network satisfies Eqs. 5 and 6 of Definition 4.1 with constants (b, c): bool [R]."""
-    if c <= 0:
-        raise ValueError(f"c must be > 0; got {c}")
+    V.positive("c", c)
     return c_star(W, s, m, b, patterns) <= c * (1 + 1e-12)
 
 
@@ -264,11 +297,12 @@ def eq3_lower_bounds(W: Tensor, patterns: Tensor | None = None) -> tuple[Tensor,
 
 
 def eq9_holds(W: Tensor, d: int, patterns: Tensor | None = None) -> tuple[Tensor, Tensor]:
-    """The Eq. 9 condition of App. C/D: all spurious detection ratios below 1/|P| (here 1/d).
+    """The Eq. 9 condition of App. C/D: all spurious detection ratios below :math:`1/|P|` (here 1/d).
 
     Returns (holds [R] bool, worst ratio [R]) where worst = max over i in Ps of both the positive and the
     negative detection ratio.
     """
+    V.integer("d", d, 1)
     det = detection(W, patterns)
     rp, rn = positive_ratios(det), negative_ratios(det)
     worst = torch.maximum(rp[:, 2:].max(-1).values, rn[:, 2:].max(-1).values)
@@ -276,31 +310,36 @@ def eq9_holds(W: Tensor, d: int, patterns: Tensor | None = None) -> tuple[Tensor
 
 
 def thm61_sample_size(P: int | Tensor, b: float = 1.0, c: float = 1.0) -> float | Tensor:
-    """Sample size of Theorem 6.1: m > 300 b^2 c^2 |P|^2 log|P| (b, c >= 1)."""
-    if b < 1 or c < 1:
-        raise ValueError(f"Theorem 6.1 needs b, c >= 1; got b={b}, c={c}")
+    """Sample size of Theorem 6.1: ``m > 300 b^2 c^2 |P|^2 log|P|`` (b, c >= 1)."""
+    V.real("b", b, 1)
+    V.real("c", c, 1)
     if isinstance(P, Tensor):
+        if P.numel() and not bool((P >= 2).all()):
+            raise ValueError(f"|P| must be >= 2 (every entry of P); got min {P.min().item()}")
         return 300 * b**2 * c**2 * P.double() ** 2 * torch.log(P.double())
-    if P < 2:
-        raise ValueError(f"|P| must be >= 2; got {P}")
+    V.integer("P", P, 2)
     return 300 * b**2 * c**2 * P**2 * math.log(P)
 
 
 def thm61_spurious_threshold(d: int, m: int) -> float:
-    """Concentration threshold of App. C: |s_i| <= 4 sqrt(log(d)/m) for every spurious pattern (Hoeffding:
-    each s_i is a mean of m i.i.d. variables in [-1, 1] with mean 0, so P(|s_i| > t) <= 2 exp(-m t^2 / 2),
+    """Concentration threshold of App. C: ``|s_i| <= 4 sqrt(log(d)/m)`` for every spurious pattern (Hoeffding:
+    each s_i is a mean of m i.i.d. variables in [-1, 1] with mean 0, so ``P(|s_i| > t) <= 2 exp(-m t^2 / 2)``,
     i.e. <= 2/d^8 at this t; the paper states the weaker 2/d^4, and by a union bound over the spurious
     patterns all pass with probability >= 1 - 2/d^3)."""
+    V.integer("d", d, 1)
+    V.integer("m", m, 1)
     return 4.0 * math.sqrt(math.log(d) / m)
 
 
 def thm61_events(s: Tensor, m: int, d: int) -> dict[str, Tensor]:
     """The high-probability events of the proof of Theorem 6.1 (App. C) for statistics s [R, L]:
 
-    - ``spurious``: |s_i| <= 4 sqrt(log d / m) for all i in Ps;
+    - ``spurious``: ``|s_i| <= 4 sqrt(log d / m)`` for all i in Ps;
     - ``s1``: s_1 >= 1/4 and ``s2``: s_2 <= -1/4 (E s_1 = 1/2, E s_2 = -1/2).
-    Returns bool [R] for each, plus ``max_spurious`` = max_i |s_i| [R].
+
+    Returns bool [R] for each, plus ``max_spurious`` = ``max_i |s_i|`` [R].
     """
+    _check_s(s)
     t = thm61_spurious_threshold(d, m)
     ms = s[..., 2:].abs().max(-1).values
     return {
