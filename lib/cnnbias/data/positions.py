@@ -24,6 +24,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from cnnbias import validate as V
+
 TASKS = ("cls", "1stctrl", "3rdctrl", "evenodd")
 TASK_TITLES = {
     "cls": "Task-Cls",
@@ -63,8 +65,32 @@ class PositionTask:
 
 
 def _check_d(d: int, minimum: int = 2) -> None:
-    if not isinstance(d, int) or d < minimum:
+    if isinstance(d, bool) or not isinstance(d, int) or d < minimum:
         raise ValueError(f"d must be an integer >= {minimum}, got {d!r}")
+
+
+def check_task(task: PositionTask, name: str = "task") -> PositionTask:
+    """``task`` must be a :class:`PositionTask` (a ValueError/TypeError naming the argument otherwise)."""
+    if not isinstance(task, PositionTask):
+        raise TypeError(f"{name} must be a PositionTask (see make_task), got {type(task).__name__}")
+    V.choice(f"{name}.name", task.name, TASKS)
+    return task
+
+
+def check_training_set(task: PositionTask, idx: Tensor, mask: Tensor | None = None) -> None:
+    """``idx`` [R, n] integer indices into the task's N examples; ``mask`` None or [R, n] of 0/1 with at
+    least one example per run.  O(R n): call at the API boundary."""
+    check_task(task)
+    V.tensor("idx", idx, 2)
+    V.index_in_range("idx", idx, task.N)
+    if mask is not None:
+        V.tensor("mask", mask, shape=tuple(idx.shape))
+        if mask.numel() and not bool(((mask == 0) | (mask == 1)).all()):
+            raise ValueError("mask must hold only 0 (padding) and 1 (a real example)")
+        if mask.numel() and not bool((mask.sum(-1) > 0).all()):
+            raise ValueError("mask must keep at least one example in every run (a row of zeros has no mean)")
+    elif idx.shape[1] == 0:
+        raise ValueError("idx must hold at least one example per run (shape [R, n] with n >= 1)")
 
 
 def task_cls(d: int) -> PositionTask:
@@ -112,6 +138,8 @@ def task_even_odd(d: int) -> PositionTask:
 
 def make_task(name: str, d: int) -> PositionTask:
     """Build a task by name: one of ``TASKS`` = ('cls', '1stctrl', '3rdctrl', 'evenodd')."""
+    if not isinstance(name, str):
+        raise ValueError(f"name must be one of {TASKS}, got {name!r}")
     makers = {
         "cls": task_cls,
         "1stctrl": task_1st_ctrl,
@@ -125,6 +153,7 @@ def make_task(name: str, d: int) -> PositionTask:
 
 def separator(task: PositionTask) -> Tensor:
     """A w in R^d with y = sign(w^T x) on the whole dataset (the tasks are separable without bias)."""
+    check_task(task)
     l = torch.arange(task.d, dtype=torch.float64)
     if task.name == "cls":
         return torch.ones(task.d, dtype=torch.float64)
@@ -139,10 +168,9 @@ def separator(task: PositionTask) -> Tensor:
 
 def sample_indices(N: int, n: int, generator: torch.Generator) -> Tensor:
     """n indices drawn uniformly from {0..N-1} with replacement (a training set D_tr ~ D, Section 2.1)."""
-    if N < 1:
-        raise ValueError(f"N must be >= 1, got {N}")
-    if n < 1:
-        raise ValueError(f"n must be >= 1, got {n}")
+    V.integer("N", N, 1)
+    V.integer("n", n, 1)
+    V.generator("generator", generator)
     return torch.randint(0, N, (n,), generator=generator)
 
 
@@ -160,6 +188,8 @@ def sample_training_sets(
         )
     if len(sizes) == 0:
         raise ValueError("sizes must be non-empty")
+    for s in sizes:
+        V.integer("sizes[i]", s, 1)
     n_max = max(int(s) for s in sizes)
     idx = torch.zeros(len(sizes), n_max, dtype=torch.long)
     mask = torch.zeros(len(sizes), n_max, dtype=torch.float64)
@@ -171,6 +201,7 @@ def sample_training_sets(
 
 def mean_yx(task: PositionTask, idx: Tensor, mask: Tensor | None = None) -> Tensor:
     """The (masked) training mean of y * x for each run: [R, d]. M_tr = A_{mean_yx} (Section 3.1)."""
+    check_training_set(task, idx, mask)
     R, n = idx.shape
     if mask is None:
         mask = torch.ones(R, n, dtype=task.val.dtype, device=idx.device)
@@ -183,6 +214,7 @@ def mean_yx(task: PositionTask, idx: Tensor, mask: Tensor | None = None) -> Tens
 
 def occupied_positions(task: PositionTask, idx: Tensor, mask: Tensor | None = None) -> Tensor:
     """Bool [R, d]: positions l that carry a non-zero entry in some training input (S_tr, Section 3.3.1)."""
+    check_training_set(task, idx, mask)
     R, n = idx.shape
     if mask is None:
         mask = torch.ones(R, n, dtype=task.val.dtype)

@@ -7,10 +7,12 @@ M_tr = (1/n) sum_{(x,y) in D_tr} M_{x,y} = A_{xbar} with xbar = mean of y x (A i
 X-hinge loss (Section 3.1): l(w; x, y) = -y f_w(x), so L = -w1^T M_tr^T w2 and full-batch GD is the LINEAR map
 w1 <- w1 + alpha M_tr^T w2,  w2 <- w2 + alpha M_tr w1.
 
-Lemma 7 (App. A): with the thin SVD M_tr = U Sigma V^T (U [d, k], V [k, k]),
+Lemma 7 (App. A): with the thin SVD M_tr = U Sigma V^T (U [d, k], V [k, k])::
+
     w1^t = 1/2 V (Lam+ V^T w1^0 + Lam- U^T w2^0),
     w2^t = 1/2 U (Lam- V^T w1^0 + Lam+ U^T w2^0) - U U^T w2^0 + w2^0,
     Lam+- = (I + alpha Sigma)^t +- (I - alpha Sigma)^t.
+
 The iterates grow like (1 + alpha sigma_1)^t; ``lemma7(..., scaled=True)`` returns them divided by
 (1 + alpha sigma_1)^t, computed from the ratios ((1 +- alpha sigma_i)/(1 + alpha sigma_1))^t, all in [-1, 1],
 so nothing overflows for any t.  (The GD map is linear, so the direction of the iterate is unchanged by
@@ -30,7 +32,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from cnnbias.data.positions import PositionTask, mean_yx
+from cnnbias import validate as chk
+from cnnbias.data.positions import PositionTask, check_task, check_training_set, mean_yx
 from cnnbias.models.linear import conv_effective_weight, ebar, scores
 
 
@@ -39,7 +42,11 @@ from cnnbias.models.linear import conv_effective_weight, ebar, scores
 # ----------------------------------------------------------------------------------------------------------------
 def shift_matrix(x: Tensor, k: int) -> Tensor:
     """A_x [..., d, k] with A_x[..., i, j] = x[..., i + j] (0-based; zero padding), Fig. 3 of the paper."""
+    chk.floating_tensor("x", x)
+    if x.dim() == 0:
+        raise ValueError("x must have shape [..., d] (at least one dimension), got a 0-d tensor")
     d = x.shape[-1]
+    chk.integer("k", k, 1)
     if not 1 <= k <= d:
         raise ValueError(f"k must satisfy 1 <= k <= d={d}, got {k}")
     xp = torch.nn.functional.pad(x, (0, k - 1))
@@ -48,11 +55,16 @@ def shift_matrix(x: Tensor, k: int) -> Tensor:
 
 def m_xy(x: Tensor, y: Tensor, k: int) -> Tensor:
     """M_{x,y} = y A_x  ([..., d] and [...] -> [..., d, k])."""
+    chk.tensor("y", y)
+    chk.tensor("x", x)
+    if x.dim() == 0 or tuple(y.shape) != tuple(x.shape[:-1]):
+        raise ValueError(f"x [..., d] and y [...] must agree, got {tuple(x.shape)} and {tuple(y.shape)}")
     return y[..., None, None] * shift_matrix(x, k)
 
 
 def m_train(task: PositionTask, idx: Tensor, k: int, mask: Tensor | None = None) -> Tensor:
     """M_tr [R, d, k] = (1/n) sum M_{x,y} over each run's training set = A_{mean(y x)}."""
+    check_training_set(task, idx, mask)
     return shift_matrix(mean_yx(task, idx, mask), k)
 
 
@@ -61,6 +73,8 @@ def m_train(task: PositionTask, idx: Tensor, k: int, mask: Tensor | None = None)
 # ----------------------------------------------------------------------------------------------------------------
 def xhinge_step(M: Tensor, w1: Tensor, w2: Tensor, alpha: float) -> tuple[Tensor, Tensor]:
     """One full-batch GD step on the X-hinge loss: (w1 + alpha M^T w2, w2 + alpha M w1)  (batched: M [R, d, k])."""
+    _check_Mw(M, w1, w2)
+    chk.positive("alpha", alpha)
     return (
         w1 + alpha * torch.einsum("rdk,rd->rk", M, w2),
         w2 + alpha * torch.einsum("rdk,rk->rd", M, w1),
@@ -83,12 +97,10 @@ def xhinge_gd(
     (1 + alpha sigma_1)^renorm_every) and the log of the factors is accumulated in log_scale [R]; otherwise
     log_scale = 0.
     """
-    if alpha <= 0:
-        raise ValueError(f"alpha must be > 0, got {alpha}")
-    if steps < 0:
-        raise ValueError(f"steps must be >= 0, got {steps}")
-    if renorm_every < 1:
-        raise ValueError(f"renorm_every must be >= 1, got {renorm_every}")
+    _check_Mw(M, w1, w2)
+    chk.positive("alpha", alpha)
+    chk.integer("steps", steps, 0)
+    chk.integer("renorm_every", renorm_every, 1)
     log_scale = torch.zeros(M.shape[0], dtype=M.dtype, device=M.device)
     aM = alpha * M  # [R, d, k]
     aMt = aM.transpose(-1, -2).contiguous()  # [R, k, d]
@@ -102,8 +114,25 @@ def xhinge_gd(
     return a1[..., 0], a2[..., 0], log_scale
 
 
+def _check_M(M: Tensor) -> None:
+    chk.floating_tensor("M", M, 3)
+    if M.shape[0] == 0 or M.shape[2] == 0 or M.shape[1] < M.shape[2]:
+        raise ValueError(f"M must have shape [R, d, k] with R >= 1 and 1 <= k <= d, got {tuple(M.shape)}")
+    chk.finite_tensor("M", M)
+
+
+def _check_Mw(M: Tensor, w1: Tensor | None, w2: Tensor | None, w1_name: str = "w1", w2_name: str = "w2") -> None:
+    _check_M(M)
+    R, d, k = M.shape
+    if w1 is not None:
+        chk.floating_tensor(w1_name, w1, shape=(R, k))
+    if w2 is not None:
+        chk.floating_tensor(w2_name, w2, shape=(R, d))
+
+
 def svd(M: Tensor) -> tuple[Tensor, Tensor, Tensor]:
     """Thin SVD M = U diag(S) V^T: U [R, d, k], S [R, k] (descending), V [R, k, k]."""
+    _check_M(M)
     U, S, Vh = torch.linalg.svd(M, full_matrices=False)
     return U, S, Vh.transpose(-1, -2)
 
@@ -115,12 +144,11 @@ def lemma7(
 
     ``scaled=True`` returns (w1^t, w2^t) / (1 + alpha sigma_1)^t, overflow-free for any t: every factor is a
     ratio ((1 +- alpha sigma_i)/(1 + alpha sigma_1))^t of modulus <= 1 (since 0 <= sigma_i <= sigma_1 gives
-    |1 - alpha sigma_i| <= 1 + alpha sigma_1).  The out-of-range part (I - U U^T) w2^0 is divided as well.
+    ``|1 - alpha sigma_i| <= 1 + alpha sigma_1``).  The out-of-range part (I - U U^T) w2^0 is divided as well.
     """
-    if alpha <= 0:
-        raise ValueError(f"alpha must be > 0, got {alpha}")
-    if t < 0:
-        raise ValueError(f"t must be >= 0, got {t}")
+    _check_Mw(M, w1_0, w2_0, "w1_0", "w2_0")
+    chk.positive("alpha", alpha)
+    chk.integer("t", t, 0)
     U, S, V = svd(M)
     a = 1.0 + alpha * S
     b = 1.0 - alpha * S
@@ -142,6 +170,10 @@ def lemma7(
 
 def top_multiplicity(S: Tensor, rtol: float = 1e-9) -> Tensor:
     """m [R]: the number of singular values equal to sigma_1 up to a relative tolerance rtol."""
+    chk.floating_tensor("S", S, 2)
+    if S.shape[1] == 0:
+        raise ValueError("S must have shape [R, k] with k >= 1, got k = 0")
+    chk.real("rtol", rtol, 0, 1, hi_open=True)
     return (S >= S[:, :1] * (1.0 - rtol)).sum(-1)
 
 
@@ -149,6 +181,7 @@ def lemma1_limit(
     M: Tensor, w1_0: Tensor, w2_0: Tensor | None = None, rtol: float = 1e-9
 ) -> tuple[Tensor, Tensor, Tensor]:
     """Lemma 1's limits (w1_inf, w2_inf, m) of 2 w^t / (1 + alpha sigma_1)^t (Eq. 2; general w2^0 via Lemma 7)."""
+    _check_Mw(M, w1_0, w2_0, "w1_0", "w2_0")
     U, S, V = svd(M)
     m = top_multiplicity(S, rtol)
     sel = (torch.arange(S.shape[1], device=S.device)[None, :] < m[:, None]).to(M.dtype)  # [R, k]
@@ -167,6 +200,7 @@ TIE_TOL = 1e-9  # |margin| <= TIE_TOL * max |margin| of the run counts as a tie 
 
 def asymptotic_margins(M: Tensor, w1_0: Tensor, task: PositionTask, rtol: float = 1e-9) -> Tensor:
     """F_inf(x, y, w1^0, D_tr) = y f_{w_inf}(x) on the whole dataset [R, N] (Eq. 3, w2^0 = 0)."""
+    _check_M_task(M, task)
     w1, w2, _ = lemma1_limit(M, w1_0, None, rtol)
     return task.y * scores(conv_effective_weight(w1, w2), task)
 
@@ -177,6 +211,7 @@ def thm2_margins(M: Tensor, task: PositionTask, rtol: float = 1e-9) -> tuple[Ten
     For m = 1 this is v^T M_{x,y}^T u = y f_{(v,u)}(x) with u = M v / sigma_1 (exact zeros where rows of M vanish).
     For m > 1 it is lambda_min of sym(V_{:m}^T M_{x,y}^T U_{:m}) (proof of Theorem 2).
     """
+    _check_M_task(M, task)
     _U, S, V = svd(M)
     m = top_multiplicity(S, rtol)
     R, d, k = M.shape
@@ -200,6 +235,13 @@ def thm2_margins(M: Tensor, task: PositionTask, rtol: float = 1e-9) -> tuple[Ten
         Q = q.reshape(Rp, mm, mm, task.N).permute(0, 3, 1, 2)
         out[rr] = torch.linalg.eigvalsh(0.5 * (Q + Q.transpose(-1, -2)))[..., 0]
     return out, m
+
+
+def _check_M_task(M: Tensor, task: PositionTask) -> None:
+    _check_M(M)
+    check_task(task)
+    if M.shape[1] != task.d:
+        raise ValueError(f"M must have shape [R, d, k] with d = task.d = {task.d}, got {tuple(M.shape)}")
 
 
 def thm2_error(
@@ -231,8 +273,10 @@ def one_layer_onehot_closed_form(
         raise ValueError(
             "task must be one-hot (cls, 1stctrl, evenodd); Task-3rdCtrl inputs have two entries"
         )
-    if lr <= 0:
-        raise ValueError(f"lr must be > 0, got {lr}")
+    check_task(task)
+    chk.positive("lr", lr)
+    check_training_set(task, idx, mask)
+    chk.floating_tensor("w0", w0, shape=(idx.shape[0], task.d))
     g = mean_yx(task, idx, mask)  # [R, d] = s_l c_l / n
     a = lr * g.abs()
     s = torch.sign(g)
