@@ -81,14 +81,17 @@ def test_dp_bias_of_pattern_2():
 
 
 def test_validation():
+    g = torch.Generator().manual_seed(0)
     with pytest.raises(ValueError, match="n-1 <= d-2"):
-        P.sample_Du(3, 10, 8)
+        P.sample_Du(3, 10, 8, g)
     with pytest.raises(ValueError, match="p must"):
-        P.sample_Dp(3, 4, 10, 1.5)
+        P.sample_Dp(3, 4, 10, 1.5, g)
     with pytest.raises(ValueError, match="l must"):
-        P.sample_D(3, 4, 2)
+        P.sample_D(3, 4, 2, g)
     with pytest.raises(ValueError, match="m must"):
-        P.sample_D(0, 4, 5)
+        P.sample_D(0, 4, 5, g)
+    with pytest.raises(ValueError, match="generator must be a torch.Generator"):
+        P.sample_D(3, 4, 5)  # no global RNG
     with pytest.raises(ValueError, match="outside"):
         P.embed(torch.tensor([[0, 9]]), torch.eye(4))
 

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from cnnbias.data import require_generator
 from cnnbias.data.digits import load_digits
 
 __all__ = [
@@ -76,6 +77,7 @@ def sample_colored(m: int, pool_size: int, n: int = 9, generator: torch.Generato
     y = +1 or -1 with probability 1/2; the n digits are drawn uniformly (distinct within a point) from the pool;
     a uniformly chosen position gets color blue (y = +1) or red (y = -1), the others green.
     """
+    require_generator(generator)
     if int(m) < 1:
         raise ValueError(f"m must be >= 1; got {m}")
     if int(n) < 1:

@@ -17,6 +17,8 @@ from dataclasses import dataclass
 
 import torch
 
+from cnnbias.data import require_generator
+
 __all__ = ["DigitPools", "sample_digit_patterns", "split_pools"]
 
 
@@ -34,6 +36,7 @@ def split_pools(images: torch.Tensor, labels: torch.Tensor, pos: int = 3, neg: i
                 test_fraction: float = 0.5, generator: torch.Generator | None = None,
                 ) -> tuple[DigitPools, DigitPools]:
     """Split each digit's images at random into a train and a test pool (``test_fraction`` to test)."""
+    require_generator(generator)
     if pos == neg:
         raise ValueError(f"pos and neg must be different digits, got {pos} and {neg}")
     if not 0 < test_fraction < 1:
@@ -62,6 +65,7 @@ def split_pools(images: torch.Tensor, labels: torch.Tensor, pos: int = 3, neg: i
 def sample_digit_patterns(m: int, pools: DigitPools, n: int = 4,
                           generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """``m`` images of ``n`` digits: ``X [m, n, H*W]``, ``y [m]`` (+1 iff the image holds a ``pos`` digit)."""
+    require_generator(generator)
     if int(m) < 1 or int(n) < 1:
         raise ValueError(f"m and n must be >= 1, got m={m}, n={n}")
     y = torch.where(torch.rand(m, generator=generator) < 0.5, 1.0, -1.0).to(torch.float64)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import torch
 
+from cnnbias.data import require_generator
 from cnnbias.data.patterns import embed
 
 __all__ = ["ball_noise", "noisy_embed"]
@@ -20,6 +21,7 @@ __all__ = ["ball_noise", "noisy_embed"]
 def ball_noise(shape: tuple[int, ...], d: int, radius: float, generator: torch.Generator | None = None,
                dtype: torch.dtype = torch.float64) -> torch.Tensor:
     """I.i.d. vectors uniform in the ball ``{v in R^d : ||v|| <= radius}``: ``shape + (d,)``."""
+    require_generator(generator)
     if not radius >= 0:
         raise ValueError(f"radius must be >= 0, got {radius!r}")
     if int(d) < 1:
@@ -37,6 +39,7 @@ def noisy_embed(idx: torch.Tensor, patterns: torch.Tensor, noise: float,
     ``idx`` has any shape ``[..., n]``; returns ``idx.shape + (d,)`` in the patterns' dtype.
     ``noise = 0`` returns the clean embedding.
     """
+    require_generator(generator)
     X = embed(idx, patterns)
     if noise == 0:
         return X

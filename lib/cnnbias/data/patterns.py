@@ -34,6 +34,8 @@ from collections.abc import Callable, Sequence
 
 import torch
 
+from cnnbias.data import require_generator
+
 __all__ = [
     "orthogonal_patterns",
     "one_hot_patterns",
@@ -61,6 +63,7 @@ def orthogonal_patterns(
     Drawn as the Q factor of a Gaussian matrix with the signs of diag(R) absorbed (which makes Q
     Haar distributed).  Requires ``l <= d``.
     """
+    require_generator(generator)
     l = _check_int("l", l, 1)
     d = _check_int("d", d, 1)
     if l > d:
@@ -101,6 +104,7 @@ def _place_discriminative(spurious: torch.Tensor, y: torch.Tensor, generator) ->
 def sample_D(m: int, n: int, l: int, generator: torch.Generator | None = None):
     """m points of the max-pooling paper's distribution D (Sec. 3): spurious patches i.i.d. uniform
     over patterns {2, ..., l-1}.  Returns ``(idx [m, n], y [m])``."""
+    require_generator(generator)
     m = _check_int("m", m, 1)
     n = _check_int("n", n, 1)
     l = _check_int("l", l, 3)
@@ -117,6 +121,7 @@ def _without_replacement(m: int, k: int, pool: torch.Tensor, generator) -> torch
 
 def sample_Du(m: int, n: int, d: int, generator: torch.Generator | None = None):
     """m points of D_u (PSI App. E.2): n-1 distinct spurious patterns from {2, ..., d-1}."""
+    require_generator(generator)
     m = _check_int("m", m, 1)
     n = _check_int("n", n, 2)
     d = _check_int("d", d, 3)
@@ -130,6 +135,7 @@ def sample_Du(m: int, n: int, d: int, generator: torch.Generator | None = None):
 def sample_Dvc(m: int, n: int, generator: torch.Generator | None = None):
     """m points of D_vc (PSI App. E.2; d = 2n patterns): slot j in 1..n-1 holds pattern 2j or 2j+1
     (0-based), each with probability 1/2.  The support is the set B of Theorem 5.1 (Remark E.1)."""
+    require_generator(generator)
     m = _check_int("m", m, 1)
     n = _check_int("n", n, 2)
     y = _labels(m, generator)
@@ -147,6 +153,7 @@ def sample_Dp(m: int, n: int, d: int, p: float, generator: torch.Generator | Non
     Given y=+1 pattern 2 w.p. p else pattern 3; given y=-1 pattern 2 w.p. 1-p else pattern 3; the
     other n-2 spurious patches distinct, from {4, ..., d-1}.  Thus ``E[y 1{p_2 in x}] = p - 1/2``.
     """
+    require_generator(generator)
     m = _check_int("m", m, 1)
     n = _check_int("n", n, 2)
     d = _check_int("d", d, 4)
