@@ -27,7 +27,8 @@ from collections.abc import Callable, Sequence
 import torch
 from torch import Tensor
 
-from cnnbias.data.positions import PositionTask
+from cnnbias import validate as V
+from cnnbias.data.positions import PositionTask, check_task, check_training_set
 
 MODELS = ("1layer", "conv", "fc2")
 
@@ -37,6 +38,8 @@ MODELS = ("1layer", "conv", "fc2")
 # ----------------------------------------------------------------------------------------------------------------
 def conv_effective_weight(w1: Tensor, w2: Tensor) -> Tensor:
     """w_eff [R, d] of Model-Conv-k: w_eff[p] = sum_j w1[j] w2[p-j]  (w1 [R, k], w2 [R, d], k <= d)."""
+    V.floating_tensor("w1", w1)
+    V.floating_tensor("w2", w2)
     if w1.ndim != 2 or w2.ndim != 2 or w1.shape[0] != w2.shape[0]:
         raise ValueError(
             f"w1 must be [R, k] and w2 [R, d] with the same R, got {tuple(w1.shape)}, {tuple(w2.shape)}"
@@ -51,11 +54,18 @@ def conv_effective_weight(w1: Tensor, w2: Tensor) -> Tensor:
 
 def fc2_effective_weight(W1: Tensor, w2: Tensor) -> Tensor:
     """w_eff [R, d] = W1^T w2 of the fully connected two-layer linear model (W1 [R, h, d], w2 [R, h])."""
+    V.floating_tensor("W1", W1, 3)
+    V.floating_tensor("w2", w2, shape=(W1.shape[0], W1.shape[1]))
     return torch.einsum("rhd,rh->rd", W1, w2)
 
 
 def effective_weight(model: str, params: dict[str, Tensor]) -> Tensor:
     """The 1-Layer weight [R, d] that computes the same function as ``model`` with ``params``."""
+    V.choice("model", model, MODELS)
+    need = {"1layer": ("w",), "conv": ("w1", "w2"), "fc2": ("W1", "w2")}[model]
+    if not isinstance(params, dict) or any(n not in params for n in need):
+        have = sorted(params) if isinstance(params, dict) else type(params).__name__
+        raise ValueError(f"params of model {model!r} must be a dict with keys {need}, got {have}")
     if model == "1layer":
         return params["w"]
     if model == "conv":
@@ -67,6 +77,13 @@ def effective_weight(model: str, params: dict[str, Tensor]) -> Tensor:
 
 def conv_forward_dense(w1: Tensor, w2: Tensor, X: Tensor) -> Tensor:
     """f(x) = sum_i w2_i sum_j w1_j x_{i+j-1} computed literally (windows of x), X [R, m, d] -> [R, m]."""
+    V.floating_tensor("w1", w1, 2)
+    V.floating_tensor("w2", w2, 2)
+    V.floating_tensor("X", X, 3)
+    R, m, d = X.shape
+    if w2.shape != (R, d) or w1.shape[0] != R or not 1 <= w1.shape[1] <= d:
+        raise ValueError(f"need X [R, m, d], w1 [R, k] (1 <= k <= d) and w2 [R, d]; got X {tuple(X.shape)}, "
+                         f"w1 {tuple(w1.shape)}, w2 {tuple(w2.shape)}")
     k = w1.shape[1]
     Xp = torch.nn.functional.pad(X, (0, k - 1))  # zero padding on the right
     win = Xp.unfold(-1, k, 1)  # [R, m, d, k]: win[i, j] = x[i+j]
@@ -80,9 +97,13 @@ def linear_to_conv(w: Tensor, k: int, w1: Tensor | None = None) -> tuple[Tensor,
     with w1[:, 0] != 0: w2 solves w_eff(w1, w2) = w by forward substitution,
     w2[p] = (w[p] - sum_{j=1}^{min(p,k-1)} w1[j] w2[p-j]) / w1[0].
     """
+    V.floating_tensor("w", w, 2)
     R, d = w.shape
+    V.integer("k", k, 1)
     if not 1 <= k <= d:
         raise ValueError(f"k must satisfy 1 <= k <= d={d}, got {k}")
+    if w1 is not None:
+        V.floating_tensor("w1", w1)
     if w1 is None:
         w1 = torch.zeros(R, k, dtype=w.dtype, device=w.device)
         w1[:, 0] = 1.0
@@ -105,6 +126,22 @@ def linear_to_conv(w: Tensor, k: int, w1: Tensor | None = None) -> tuple[Tensor,
 # ----------------------------------------------------------------------------------------------------------------
 def scores(w_eff: Tensor, task: PositionTask, idx: Tensor | None = None) -> Tensor:
     """f(x) = w_eff^T x as a gather.  idx [R, m] -> [R, m] (training inputs); idx None -> [R, N] (whole set)."""
+    _check_w_eff(w_eff, task)
+    if idx is not None:
+        V.tensor("idx", idx, shape=(w_eff.shape[0], None))
+        V.index_in_range("idx", idx, task.N)
+    return _scores(w_eff, task, idx)
+
+
+def _check_w_eff(w_eff: Tensor, task: PositionTask) -> None:
+    check_task(task)
+    V.floating_tensor("w_eff", w_eff, 2)
+    if w_eff.shape[1] != task.d:
+        raise ValueError(f"w_eff must have shape [R, d] with d = task.d = {task.d}, got {tuple(w_eff.shape)}")
+
+
+def _scores(w_eff: Tensor, task: PositionTask, idx: Tensor | None = None) -> Tensor:
+    """:func:`scores` without the argument checks (the training loss calls it every step)."""
     R = w_eff.shape[0]
     if idx is None:
         g = w_eff[:, task.pos]  # [R, N, 2]
@@ -115,9 +152,11 @@ def scores(w_eff: Tensor, task: PositionTask, idx: Tensor | None = None) -> Tens
 
 
 def ebar(margins: Tensor, tie_tol: float = 0.0) -> Tensor:
-    """Ē(y f) of Eq. (1): 1 if < 0, 1/2 if = 0, 0 if > 0; |margin| <= tie_tol * max_run |margin| counts as 0."""
-    if tie_tol < 0:
-        raise ValueError(f"tie_tol must be >= 0, got {tie_tol}")
+    """Ē(y f) of Eq. (1): 1 if < 0, 1/2 if = 0, 0 if > 0; ``|margin| <= tie_tol * max_run |margin|`` counts as 0."""
+    V.nonnegative("tie_tol", tie_tol)
+    V.floating_tensor("margins", margins)
+    if margins.dim() == 0:
+        raise ValueError("margins must have shape [..., N] (at least one dimension), got a 0-d tensor")
     thr = tie_tol * margins.abs().amax(-1, keepdim=True)
     zero = margins.abs() <= thr
     return torch.where(zero, 0.5, (margins < 0).to(margins.dtype))
@@ -125,6 +164,7 @@ def ebar(margins: Tensor, tie_tol: float = 0.0) -> Tensor:
 
 def test_error(w_eff: Tensor, task: PositionTask, tie_tol: float = 0.0) -> Tensor:
     """Generalisation error E(w; D) (Eq. 1) of each run on the whole dataset: [R]."""
+    _check_w_eff(w_eff, task)
     return ebar(task.y * scores(w_eff, task), tie_tol).mean(-1)
 
 
@@ -149,6 +189,15 @@ def init_params(
     dtype: torch.dtype = torch.float64,
 ) -> dict[str, Tensor]:
     """Initial parameters with a leading run axis, run r drawn from gens[r] (PyTorch default bounds x scale)."""
+    V.choice("model", model, MODELS)
+    V.integer("d", d, 1)
+    V.generators("gens", gens)
+    V.integer("k", k, 1)
+    if width is not None:
+        V.integer("width", width, 1)
+    V.positive("scale", scale)
+    if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
+        raise ValueError(f"dtype must be a floating torch.dtype, got {dtype!r}")
     if model == "1layer":
         return {"w": _uniform((d,), scale / math.sqrt(d), gens, dtype)}
     if model == "conv":
@@ -188,8 +237,12 @@ def make_loss(
 
     loss = "hinge": (1 - y f(x))_+ ;  loss = "xhinge": -y f(x) (the extreme hinge loss of Section 3.1).
     """
+    V.choice("model", model, MODELS)
     if loss not in ("hinge", "xhinge"):
         raise ValueError(f"loss must be 'hinge' or 'xhinge', got {loss!r}")
+    if mask is None:
+        raise ValueError("mask must be a [R, n] tensor of 0/1 (1 for a real example), got None")
+    check_training_set(task, idx, mask)
     y_tr = task.y[idx]  # [R, n]
     count = mask.sum(-1)
 
@@ -198,7 +251,7 @@ def make_loss(
         ii, mm, yy, cc = idx, mask, y_tr, count
         if runs is not None and len(runs) != idx.shape[0]:
             ii, mm, yy, cc = idx[runs], mask[runs], y_tr[runs], count[runs]
-        z = yy * scores(effective_weight(model, params), task, ii)
+        z = yy * _scores(effective_weight(model, params), task, ii)
         per = torch.relu(1.0 - z) if loss == "hinge" else -z
         return (per * mm).sum(-1) / cc
 
