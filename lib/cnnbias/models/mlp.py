@@ -16,16 +16,22 @@ from collections.abc import Sequence
 
 import torch
 
+from cnnbias import validate as V
+
 __all__ = ["forward", "hidden_for_params", "init", "n_params"]
 
 
 def n_params(hidden: int, in_dim: int) -> int:
     """Number of parameters ``h (D + 1) + h + 1`` (hidden weights and biases, readout and bias)."""
+    V.integer("hidden", hidden, 1)
+    V.integer("in_dim", in_dim, 1)
     return int(hidden) * (int(in_dim) + 1) + int(hidden) + 1
 
 
 def hidden_for_params(target: int, in_dim: int) -> int:
     """The width whose :func:`n_params` is closest to ``target`` (at least 1)."""
+    V.integer("target", target)
+    V.integer("in_dim", in_dim)
     if int(target) < 1 or int(in_dim) < 1:
         raise ValueError(f"target and in_dim must be >= 1, got {target}, {in_dim}")
     return max(1, round((int(target) - 1) / (int(in_dim) + 2)))
@@ -35,6 +41,11 @@ def init(hidden: int, in_dim: int, gens: Sequence[torch.Generator], dtype: torch
          device=None) -> dict[str, torch.Tensor]:
     """PyTorch's default (``nn.Linear``) initialization, uniform in ``+-1/sqrt(fan_in)``, per run
     from its own generator.  Returns ``{"W1": [R, h, D], "b1": [R, h], "v": [R, h], "c": [R]}``."""
+    V.generators("gens", gens)
+    if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
+        raise ValueError(f"dtype must be a floating torch.dtype, got {dtype!r}")
+    V.integer("hidden", hidden)
+    V.integer("in_dim", in_dim)
     if int(hidden) < 1 or int(in_dim) < 1 or len(gens) == 0:
         raise ValueError(f"need hidden >= 1, in_dim >= 1 and at least one generator; got {hidden}, {in_dim}, {len(gens)}")
     out = {"W1": [], "b1": [], "v": [], "c": []}
@@ -52,7 +63,11 @@ def init(hidden: int, in_dim: int, gens: Sequence[torch.Generator], dtype: torch
 
 def forward(params: dict[str, torch.Tensor], X: torch.Tensor, slope: float = 0.0) -> torch.Tensor:
     """Outputs ``[R, m]`` for inputs ``X [R, m, D]`` (patches are flattened by the caller)."""
+    if not isinstance(params, dict) or any(n not in params for n in ("W1", "b1", "v", "c")):
+        raise ValueError("params must be a dict with keys W1, b1, v, c (see init)")
     W1, b1, v, c = params["W1"], params["b1"], params["v"], params["c"]
+    V.floating_tensor("X", X)
+    V.finite("slope", slope)
     if X.dim() != 3 or X.shape[0] != W1.shape[0] or X.shape[-1] != W1.shape[-1]:
         raise ValueError(f"X must have shape [R={W1.shape[0]}, m, D={W1.shape[-1]}], got {tuple(X.shape)}")
     h = torch.baddbmm(b1.unsqueeze(1), X.to(W1.dtype), W1.transpose(1, 2))  # [R, m, h]
