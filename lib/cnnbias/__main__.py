@@ -1,0 +1,165 @@
+"""Command line: ``python -m cnnbias sweep|reproduce|list ...``.
+
+- ``sweep <experiment> [--scale paper] [--workers N | --scheduler ADDRESS]``: compute the cells of a
+  sweep that the results store lacks (a rerun reuses finished cells); prints a progress bar
+  (``CNNBIAS_PROGRESS=0``: none) and a one-line summary; exit status 1 when a cell failed.
+- ``reproduce <claim id> [--scale paper] [...]``: run (or reuse) exactly the cells behind a claim and
+  print the claim's line and JSON record at that scale.
+- ``list``: the sweeps with their cells per scale and how many are in the store, and the claims.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+
+from cnnbias.sweeps import spec
+
+SCALES = spec.SCALES
+
+
+def _sweep_epilog() -> str:
+    lines = ["experiments (sweeps):"]
+    for sw in spec.sweeps():
+        n = "/".join(str(len(sw.configs(s))) for s in SCALES)
+        lines.append(f"  {sw.name:<22} {sw.description} [cells smoke/book/paper: {n}]")
+    return "\n".join(lines)
+
+
+def _claims_epilog() -> str:
+    lines = ["claims:"]
+    for cid in spec.claim_ids():
+        lines.append(f"  {cid:<34} (sweep {spec.get_claim(cid).sweep})")
+    return "\n".join(lines)
+
+
+def _add_run_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--scale", choices=SCALES, default=None,
+                   help="smoke | book | paper (default: CNNBIAS_SCALE, else book)")
+    ex = p.add_mutually_exclusive_group()
+    ex.add_argument("--workers", type=int, metavar="N",
+                    help="start a Dask LocalCluster of N worker processes (1 thread each) on this machine")
+    ex.add_argument("--scheduler", metavar="ADDRESS",
+                    help="use a running Dask cluster, e.g. tcp://10.0.0.1:8786 (workers must share the store)")
+    p.add_argument("--store", metavar="DIR", default=None,
+                   help="results folder (default: CNNBIAS_RESULTS, else results/ at the repository root)")
+    p.add_argument("--device", choices=("cpu", "cuda"), default=None,
+                   help="device for every cell (default: each worker's CNNBIAS_DEVICE, else CUDA when available)")
+    p.add_argument("--dtype", choices=("float64", "float32"), default=None,
+                   help="dtype (default: float64 on CPU, float32 on CUDA; CNNBIAS_DTYPE)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    fmt = argparse.RawDescriptionHelpFormatter
+    parser = argparse.ArgumentParser(prog="python -m cnnbias", description=__doc__.split("\n\n")[0], formatter_class=fmt)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="{sweep,reproduce,list}")
+    ps = sub.add_parser("sweep", help="compute (or reuse) the cells of an experiment's sweep",
+                        description="Compute the cells of a sweep that the results store lacks.",
+                        epilog=_sweep_epilog(), formatter_class=fmt)
+    ps.add_argument("experiment", help="a sweep name (listed below)")
+    _add_run_options(ps)
+    ps.add_argument("--dry-run", action="store_true", help="only say which cells are stored and which are missing")
+    pr = sub.add_parser("reproduce", help="run or reuse the cells behind a claim and print its record",
+                        description="Run (or reuse) exactly the cells behind a claim; print the claim's record.",
+                        epilog=_claims_epilog(), formatter_class=fmt)
+    pr.add_argument("claim", help="a claim id (listed below)")
+    _add_run_options(pr)
+    pl = sub.add_parser("list", help="sweeps, their cells per scale and what the store holds; claims")
+    pl.add_argument("--store", metavar="DIR", default=None)
+    return parser
+
+
+def _scale(args) -> str:
+    if args.scale:
+        return args.scale
+    from cnnbias import config
+
+    return config.scale()
+
+
+def _run(args, name: str, scale: str, select=None):
+    from cnnbias.sweeps.runner import run_sweep
+
+    return run_sweep(name, scale, store=args.store, workers=args.workers, scheduler=args.scheduler,
+                     select=select, device=args.device, dtype=args.dtype)
+
+
+def _cmd_sweep(args) -> int:
+    from cnnbias.sweeps.store import Store
+
+    sw = spec.get(args.experiment)
+    scale = _scale(args)
+    if not sw.configs(scale):
+        print(f"sweep {sw.name!r} declares no cells at scale {scale!r}", file=sys.stderr)
+        return 2
+    if args.dry_run:
+        st = Store(args.store).status(sw, scale)
+        print(f"{sw.name} [{scale}]: {len(st['done'])} stored, {len(st['missing'])} missing, "
+              f"{len(st['corrupt'])} corrupt, {st['stale']} stale files (other configs or code versions)")
+        for cfg in st["missing"]:
+            print(f"  missing: {sw.cell_label(cfg)}")
+        for cfg, msg in st["corrupt"]:
+            print(f"  corrupt: {sw.cell_label(cfg)}: {msg}")
+        return 0
+    summary = _run(args, sw.name, scale)
+    print(summary.report())
+    return 0 if summary.ok else 1
+
+
+def _cmd_reproduce(args) -> int:
+    from cnnbias.sweeps.reproduce import claim_from_store
+
+    cs = spec.get_claim(args.claim)
+    scale = _scale(args)
+    summary = _run(args, cs.sweep, scale, select=cs.select)
+    print(summary.report(), file=sys.stderr)
+    if not summary.ok:
+        print(f"claim {args.claim}: not computed, {summary.failed} cell(s) failed", file=sys.stderr)
+        return 1
+    claim, _ = claim_from_store(args.claim, scale, args.store)
+    print(claim.line())
+    print(f"    {claim.statement}")
+    print(json.dumps(claim.record(), indent=2, sort_keys=True))
+    return 0
+
+
+def _cmd_list(args) -> int:
+    from cnnbias.sweeps.store import Store
+
+    store = Store(args.store)
+    print(f"store: {store.root}")
+    for sw in spec.sweeps():
+        parts = []
+        for s in SCALES:
+            n = len(sw.configs(s))
+            if n:
+                st = store.status(sw, s)
+                parts.append(f"{s} {len(st['done'])}/{n}" + (f" ({len(st['corrupt'])} corrupt)" if st["corrupt"] else ""))
+        print(f"{sw.name:<22} code {sw.code_version()}  stored: {', '.join(parts)}")
+        for cs in spec.claims_of(sw.name):
+            print(f"    claim {cs.id}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "sweep":
+            return _cmd_sweep(args)
+        if args.command == "reproduce":
+            return _cmd_reproduce(args)
+        return _cmd_list(args)
+    except KeyboardInterrupt:
+        print("interrupted: finished cells are in the store; rerun the same command to resume", file=sys.stderr)
+        return 130
+    except (ValueError, LookupError, RuntimeError) as e:
+        if os.environ.get("CNNBIAS_DEBUG"):
+            raise
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
