@@ -24,6 +24,8 @@ from itertools import combinations
 import torch
 from torch import Tensor
 
+from cnnbias import validate as V
+
 POSITIVE = (0, 2)
 NEGATIVE = (1, 3)
 
@@ -35,23 +37,40 @@ def patterns(dtype: torch.dtype = torch.float64, device: torch.device | str | No
     return torch.tensor(_PATTERNS, dtype=dtype, device=device)
 
 
+def _check_idx(idx: Tensor, name: str = "idx") -> None:
+    """Pattern indices: an integer tensor ``[..., d]`` (d >= 1) with entries in 0..3.  O(size)."""
+    V.tensor(name, idx, kind="int")
+    if idx.dim() == 0 or idx.shape[-1] == 0:
+        raise ValueError(f"{name} must have shape [..., d] with d >= 1, got {tuple(idx.shape)}")
+    V.index_in_range(name, idx, 4)
+
+
+def _check_label(label: int) -> None:
+    if isinstance(label, bool) or label not in (1, -1):
+        raise ValueError(f"label must be +1 or -1, got {label!r}")
+
+
 def _check_d(d: int, minimum: int = 1) -> None:
-    if not isinstance(d, int) or d < minimum:
+    if isinstance(d, bool) or not isinstance(d, int) or d < minimum:
         raise ValueError(f"d must be an integer >= {minimum}, got {d!r}")
 
 
 def _check_m(m: int) -> None:
-    if not isinstance(m, int) or m < 0:
+    if isinstance(m, bool) or not isinstance(m, int) or m < 0:
         raise ValueError(f"m must be a non-negative integer, got {m!r}")
 
 
 def to_dense(idx: Tensor, dtype: torch.dtype = torch.float64) -> Tensor:
     """Pattern indices ``[..., d]`` -> dense inputs ``[..., d, 2]`` (the ``x_i in {+-1}^2`` of Sec. 3)."""
+    _check_idx(idx)
     return patterns(dtype, idx.device)[idx]
 
 
 def from_dense(x: Tensor) -> Tensor:
     """Dense inputs ``[..., d, 2]`` with entries in {+-1} (or flat ``[..., 2d]``) -> pattern indices ``[..., d]``."""
+    V.tensor("x", x)
+    if x.dim() == 0 or x.shape[-1] == 0:
+        raise ValueError(f"x must have shape [..., d, 2] or [..., 2d], got {tuple(x.shape)}")
     if x.shape[-1] != 2:
         if x.shape[-1] % 2:
             raise ValueError(f"x must have last dimension 2 or an even length 2d, got {tuple(x.shape)}")
@@ -74,6 +93,7 @@ def all_inputs(d: int) -> Tensor:
 
 def pattern_set(idx: Tensor) -> Tensor:
     """Presence mask ``[..., 4]`` (bool): which of x1..x4 occur in the point (the set ``P_z`` of App. C)."""
+    _check_idx(idx)
     return torch.nn.functional.one_hot(idx.long(), 4).amax(dim=-2).bool()
 
 
@@ -91,6 +111,12 @@ def is_diverse(idx: Tensor, y: Tensor | float | None = None) -> Tensor:
     s = pattern_set(idx)
     if y is None:
         y = fstar(idx)
+    elif isinstance(y, Tensor):
+        V.labels_pm1("y", y)
+        if y.dim() and tuple(y.shape) != tuple(s.shape[:-1]):
+            raise ValueError(f"y must have shape {tuple(s.shape[:-1])} (one label per point), got {tuple(y.shape)}")
+    elif isinstance(y, bool) or y not in (1, -1):
+        raise ValueError(f"y must be a label +1 or -1 (or a tensor of them), got {y!r}")
     y = torch.as_tensor(y, dtype=torch.float64).expand(s.shape[:-1])
     pos = s.all(-1)
     neg = s[..., 1] & s[..., 3]
@@ -120,6 +146,8 @@ SUBSET_LABELS: Tensor = torch.where(SUBSETS[:, 0] | SUBSETS[:, 2], 1.0, -1.0).do
 
 def n_surjections(d: int, r: int) -> int:
     """Number of maps from d positions onto a fixed set of r patterns (inclusion-exclusion)."""
+    V.integer("d", d, 0)
+    V.integer("r", r, 0)
     return sum((-1) ** j * math.comb(r, j) * (r - j) ** d for j in range(r + 1))
 
 
@@ -139,10 +167,9 @@ def subset_distribution(d: int, label: int, p: float | None = None) -> Tensor:
     only that *some* ``D`` has the given ``p+, p-``).
     """
     _check_d(d, 2)
-    if label not in (1, -1):
-        raise ValueError(f"label must be +1 or -1, got {label!r}")
-    if p is not None and not 0.0 <= p <= 1.0:
-        raise ValueError(f"p must be in [0, 1], got {p!r}")
+    _check_label(label)
+    if p is not None:
+        V.probability("p", p)
     counts = uniform_subset_counts(d).double()
     if label == 1:
         member = SUBSET_LABELS > 0
@@ -173,10 +200,10 @@ def sample_class(m: int, d: int, label: int, generator: torch.Generator, p: floa
     """
     _check_m(m)
     _check_d(d, 2)
-    if label not in (1, -1):
-        raise ValueError(f"label must be +1 or -1, got {label!r}")
-    if p is not None and not 0.0 <= p <= 1.0:
-        raise ValueError(f"p must be in [0, 1], got {p!r}")
+    _check_label(label)
+    V.generator("generator", generator)
+    if p is not None:
+        V.probability("p", p)
     if label == 1 and p is not None and p > 0 and d < 4:
         raise ValueError(f"diverse positive points need d >= 4, got d={d}")
     if p is None:
@@ -205,6 +232,9 @@ def sample_xord(
 
     Returns ``(idx [m_pos + m_neg, d], y [m_pos + m_neg])`` with ``y = f*(idx)``.
     """
+    _check_m(m_pos)
+    _check_m(m_neg)
+    V.generator("generator", generator)
     pos = sample_class(m_pos, d, 1, generator, p_plus)
     neg = sample_class(m_neg, d, -1, generator, p_minus)
     idx = torch.cat([pos, neg])
@@ -218,6 +248,7 @@ def diverse_pair(d: int, generator: torch.Generator | None = None) -> tuple[Tens
     Without a generator: ``x+ = (x1, x2, x3, x4, x1, ...)`` and ``x- = (x2, x4, x2, ...)`` (deterministic).
     """
     _check_d(d, 4)
+    V.generator("generator", generator, optional=True)
     if generator is None:
         xp = torch.arange(d) % 4
         xm = torch.tensor(NEGATIVE)[torch.arange(d) % 2]
@@ -235,7 +266,7 @@ def obd_patterns(d1: int, dtype: torch.dtype = torch.float64) -> Tensor:
     ``0 .. d1 - 1``), ``B2`` the negative ones (rows ``d1 .. 2 d1 - 1``).  Any orthonormal basis gives the same
     learning problem in distribution, because the Gaussian initialization is rotation invariant.
     """
-    if not isinstance(d1, int) or d1 < 2 or d1 % 2:
+    if isinstance(d1, bool) or not isinstance(d1, int) or d1 < 2 or d1 % 2:
         raise ValueError(f"d1 must be an even integer >= 2, got {d1!r}")
     eye = torch.eye(d1, dtype=dtype)
     return torch.stack([eye, -eye], 1).reshape(2 * d1, d1)
@@ -254,10 +285,16 @@ def sample_obd(
     (default ``2 max(sizes)``) by repeating the point's own patterns, which keeps its pattern set.
     """
     _check_m(m)
-    if label not in (1, -1):
-        raise ValueError(f"label must be +1 or -1, got {label!r}")
-    if not isinstance(d1, int) or d1 < 2 or d1 % 2:
+    _check_label(label)
+    V.generator("generator", generator)
+    if isinstance(d1, bool) or not isinstance(d1, int) or d1 < 2 or d1 % 2:
         raise ValueError(f"d1 must be an even integer >= 2, got {d1!r}")
+    if isinstance(sizes, (str, bytes)) or not hasattr(sizes, "__len__") or len(sizes) == 0:
+        raise ValueError(f"sizes must be a non-empty tuple of pattern counts in 1..d1, got {sizes!r}")
+    for sz_ in sizes:
+        V.integer("sizes[i]", sz_, 1)
+    if d2 is not None:
+        V.integer("d2", d2, 1)
     if max(sizes) > d1:
         raise ValueError(f"sizes must be <= d1 = {d1} (number of patterns per class), got {sizes}")
     d2 = 2 * max(sizes) if d2 is None else d2
@@ -278,4 +315,10 @@ def sample_obd(
 
 def obd_label(idx: Tensor, d1: int) -> Tensor:
     """``f_OBD``: +1 iff some pattern is positive (index < d1)."""
+    if isinstance(d1, bool) or not isinstance(d1, int) or d1 < 2 or d1 % 2:
+        raise ValueError(f"d1 must be an even integer >= 2, got {d1!r}")
+    V.tensor("idx", idx, kind="int")
+    if idx.dim() == 0:
+        raise ValueError("idx must have shape [..., d2], got a 0-d tensor")
+    V.index_in_range("idx", idx, 2 * d1)
     return torch.where((idx < d1).any(-1), 1.0, -1.0).double()
