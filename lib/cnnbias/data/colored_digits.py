@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from cnnbias import validate as V
 from cnnbias.data import require_generator
 from cnnbias.data.digits import load_digits
 
@@ -61,6 +62,7 @@ def load_pools(root: str | None = None, n_train_sklearn: int = 1000) -> ColoredP
     test points, as in App. G.  scikit-learn's 8x8 digits (the fallback, 1797 images): the first
     ``n_train_sklearn`` images form the training pool, the rest the test pool.
     """
+    V.integer("n_train_sklearn", n_train_sklearn, 1)
     imgs, _, source = load_digits(root, split="train")
     if source == "mnist":
         test, _, _ = load_digits(root, split="test")
@@ -78,10 +80,9 @@ def sample_colored(m: int, pool_size: int, n: int = 9, generator: torch.Generato
     a uniformly chosen position gets color blue (y = +1) or red (y = -1), the others green.
     """
     require_generator(generator)
-    if int(m) < 1:
-        raise ValueError(f"m must be >= 1; got {m}")
-    if int(n) < 1:
-        raise ValueError(f"n must be >= 1; got {n}")
+    V.integer("m", m, 1)
+    V.integer("n", n, 1)
+    V.integer("pool_size", pool_size, 1)
     if int(pool_size) < n:
         raise ValueError(f"pool_size must be >= n={n}; got {pool_size}")
     y = torch.where(torch.rand(m, generator=generator) < 0.5, 1.0, -1.0).to(torch.float64)
@@ -96,18 +97,21 @@ def sample_colored(m: int, pool_size: int, n: int = 9, generator: torch.Generato
 def stack_colored(m: int, pool_size: int, gens: Sequence[torch.Generator], n: int = 9
                   ) -> tuple[Tensor, Tensor, Tensor]:
     """One draw of :func:`sample_colored` per run generator: ids [R, m, n], colors [R, m, n], y [R, m]."""
-    if len(gens) == 0:
-        raise ValueError("gens must hold one generator per run")
+    V.generators("gens", gens)
     draws = [sample_colored(m, pool_size, n, g) for g in gens]
     return tuple(torch.stack([dr[i] for dr in draws]) for i in range(3))  # type: ignore[return-value]
 
 
 def embed_colored(ids: Tensor, colors: Tensor, pool: Tensor, dtype: torch.dtype = torch.float64) -> Tensor:
     """Dense patches [..., n, 3*H*W]: the digit pool[ids] placed in color channel ``colors`` (RGB order)."""
+    V.tensor("ids", ids, kind="int")
+    V.tensor("colors", colors, kind="int")
+    V.tensor("pool", pool, 3)
     if ids.shape != colors.shape:
         raise ValueError(f"ids and colors must have the same shape; got {tuple(ids.shape)} vs {tuple(colors.shape)}")
     if colors.numel() and (int(colors.min()) < 0 or int(colors.max()) > 2):
         raise ValueError("colors must lie in {0 (red), 1 (green), 2 (blue)}")
+    V.index_in_range("ids", ids, pool.shape[0])
     H, W = pool.shape[1], pool.shape[2]
     g = pool[ids].to(dtype).reshape(*ids.shape, 1, H * W)  # [..., n, 1, HW]
     onehot = torch.nn.functional.one_hot(colors, 3).to(dtype)[..., None]  # [..., n, 3, 1]
@@ -117,6 +121,9 @@ def embed_colored(ids: Tensor, colors: Tensor, pool: Tensor, dtype: torch.dtype 
 def filters_as_images(W: Tensor, H: int, Wd: int) -> Tensor:
     """App. G scaling for display: max{0, w} of every filter of one network ``W [C, 3HW]``, divided by the largest
     entry over all of the network's filters and multiplied by 255; returned as uint8 images [C, H, W, 3]."""
+    V.integer("H", H, 1)
+    V.integer("Wd", Wd, 1)
+    V.floating_tensor("W", W)
     if W.dim() != 2 or W.shape[1] != 3 * H * Wd:
         raise ValueError(f"W must be [C, 3*H*W={3 * H * Wd}]; got {tuple(W.shape)}")
     P = W.clamp(min=0)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import torch
 
+from cnnbias import validate as V
 from cnnbias.data import require_generator
 from cnnbias.data.patterns import embed
 
@@ -22,10 +23,12 @@ def ball_noise(shape: tuple[int, ...], d: int, radius: float, generator: torch.G
                dtype: torch.dtype = torch.float64) -> torch.Tensor:
     """I.i.d. vectors uniform in the ball ``{v in R^d : ||v|| <= radius}``: ``shape + (d,)``."""
     require_generator(generator)
-    if not radius >= 0:
-        raise ValueError(f"radius must be >= 0, got {radius!r}")
-    if int(d) < 1:
-        raise ValueError(f"d must be >= 1, got {d!r}")
+    V.nonnegative("radius", radius)
+    V.integer("d", d, 1)
+    if isinstance(shape, (str, bytes)) or not isinstance(shape, (tuple, list, torch.Size)):
+        raise TypeError(f"shape must be a tuple of integers >= 0, got {shape!r}")
+    for s_ in shape:
+        V.integer("shape[i]", s_, 0)
     g = torch.randn(*shape, d, generator=generator, dtype=torch.float64)
     g = g / g.norm(dim=-1, keepdim=True).clamp(min=1e-300)
     rad = radius * torch.rand(*shape, 1, generator=generator, dtype=torch.float64) ** (1.0 / d)
@@ -40,6 +43,7 @@ def noisy_embed(idx: torch.Tensor, patterns: torch.Tensor, noise: float,
     ``noise = 0`` returns the clean embedding.
     """
     require_generator(generator)
+    V.nonnegative("noise", noise)
     X = embed(idx, patterns)
     if noise == 0:
         return X

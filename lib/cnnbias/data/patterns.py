@@ -50,7 +50,11 @@ __all__ = [
 
 
 def _check_int(name: str, value, low: int) -> int:
-    if isinstance(value, bool) or int(value) != value or int(value) < low:
+    try:
+        ok = not isinstance(value, (bool, str, bytes)) and int(value) == value
+    except (TypeError, ValueError, OverflowError):
+        ok = False
+    if not ok or int(value) < low:
         raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
     return int(value)
 
@@ -180,14 +184,19 @@ def stack_runs(
     """Draw one dataset per run, each from its own generator: ``(idx [R, m, n], y [R, m])``."""
     if len(gens) == 0:
         raise ValueError("gens must hold one generator per run (got none)")
+    if not callable(sampler):
+        raise TypeError(f"sampler must be a callable such as sample_D, got {type(sampler).__name__}")
     draws = [sampler(generator=g, **kwargs) for g in gens]
     return torch.stack([a for a, _ in draws]), torch.stack([b for _, b in draws])
 
 
 def embed(idx: torch.Tensor, patterns: torch.Tensor) -> torch.Tensor:
     """Pattern vectors of each patch: ``patterns[idx]`` with shape ``idx.shape + (d,)``."""
-    if idx.dtype != torch.int64:
+    if not isinstance(idx, torch.Tensor) or idx.dtype != torch.int64:
         raise ValueError("idx must be an int64 tensor of pattern indices")
+    if not isinstance(patterns, torch.Tensor) or patterns.dim() != 2:
+        raise ValueError(f"patterns must be a tensor [l, d] (one pattern per row), got "
+                         f"{getattr(patterns, 'shape', type(patterns).__name__)}")
     if idx.numel() and (int(idx.min()) < 0 or int(idx.max()) >= patterns.shape[0]):
         raise ValueError(f"idx holds pattern indices outside [0, {patterns.shape[0]})")
     return patterns[idx]
@@ -195,6 +204,11 @@ def embed(idx: torch.Tensor, patterns: torch.Tensor) -> torch.Tensor:
 
 def contains(idx: torch.Tensor, num_patterns: int) -> torch.Tensor:
     """Indicator ``1{p_i in x}``: float tensor ``idx.shape[:-1] + (num_patterns,)``."""
+    num_patterns = _check_int("num_patterns", num_patterns, 1)
+    if not isinstance(idx, torch.Tensor) or idx.dtype != torch.int64 or idx.dim() == 0:
+        raise ValueError("idx must be an int64 tensor [..., n] of pattern indices")
+    if idx.numel() and (int(idx.min()) < 0 or int(idx.max()) >= num_patterns):
+        raise ValueError(f"idx holds pattern indices outside [0, num_patterns={num_patterns})")
     out = torch.zeros(idx.shape[:-1] + (num_patterns,), dtype=torch.float64)
     out.scatter_(-1, idx, 1.0)
     return out
