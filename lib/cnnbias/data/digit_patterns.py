@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 import torch
 
+from cnnbias import validate as V
 from cnnbias.data import require_generator
 
 __all__ = ["DigitPools", "sample_digit_patterns", "split_pools"]
@@ -37,12 +38,20 @@ def split_pools(images: torch.Tensor, labels: torch.Tensor, pos: int = 3, neg: i
                 ) -> tuple[DigitPools, DigitPools]:
     """Split each digit's images at random into a train and a test pool (``test_fraction`` to test)."""
     require_generator(generator)
+    V.integer("pos", pos, 0, 9)
+    V.integer("neg", neg, 0, 9)
     if pos == neg:
         raise ValueError(f"pos and neg must be different digits, got {pos} and {neg}")
+    V.real("test_fraction", test_fraction)
     if not 0 < test_fraction < 1:
         raise ValueError(f"test_fraction must lie in (0, 1), got {test_fraction}")
-    images = torch.as_tensor(images)
-    labels = torch.as_tensor(labels)
+    try:
+        images = torch.as_tensor(images)
+        labels = torch.as_tensor(labels)
+    except (TypeError, ValueError, RuntimeError):
+        raise TypeError("images and labels must be tensors (or arrays): [N, H, W] and [N] integer digits") from None
+    V.tensor("images", images, 3)
+    V.tensor("labels", labels, 1, kind="int")
     if images.dim() != 3 or images.shape[0] != labels.shape[0]:
         raise ValueError(f"images must be [N, H, W] with N = len(labels); got {tuple(images.shape)}")
     flat = images.reshape(images.shape[0], -1).to(torch.float64)
@@ -66,6 +75,10 @@ def sample_digit_patterns(m: int, pools: DigitPools, n: int = 4,
                           generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """``m`` images of ``n`` digits: ``X [m, n, H*W]``, ``y [m]`` (+1 iff the image holds a ``pos`` digit)."""
     require_generator(generator)
+    V.integer("m", m)
+    V.integer("n", n)
+    if not isinstance(pools, DigitPools):
+        raise TypeError(f"pools must be a DigitPools (see split_pools), got {type(pools).__name__}")
     if int(m) < 1 or int(n) < 1:
         raise ValueError(f"m and n must be >= 1, got m={m}, n={n}")
     y = torch.where(torch.rand(m, generator=generator) < 0.5, 1.0, -1.0).to(torch.float64)
