@@ -33,6 +33,8 @@ from typing import Any
 
 import torch
 
+from cnnbias import validate as V
+
 SCALES: tuple[str, ...] = ("smoke", "book", "paper")
 DEVICES: tuple[str, ...] = ("cpu", "cuda")
 DTYPES: tuple[str, ...] = ("float64", "float32")
@@ -96,7 +98,12 @@ def device() -> torch.device:
 
 def dtype(dev: torch.device | str | None = None) -> torch.dtype:
     """Floating dtype: float64 on CPU; float32 on CUDA unless ``CNNBIAS_DTYPE=float64``."""
-    dev = torch.device(dev) if dev is not None else device()
+    if dev is not None and not isinstance(dev, (torch.device, str)):
+        raise TypeError(f"dev must be None, a torch.device or a device string such as 'cpu', got {type(dev).__name__}")
+    try:
+        dev = torch.device(dev) if dev is not None else device()
+    except RuntimeError:
+        raise ValueError(f"dev must name a torch device such as 'cpu' or 'cuda', got {dev!r}") from None
     forced = os.environ.get("CNNBIAS_DTYPE", "").strip().lower()
     if forced:
         if forced not in DTYPES:
@@ -113,6 +120,10 @@ def for_scale(configs: Mapping[str, Mapping[str, Any]], name: str | None = None)
     ``name`` (optional) names the experiment in error messages.  Every scale must be present, so that
     each experiment states its settings for all three scales in one place.
     """
+    if not isinstance(configs, Mapping):
+        raise TypeError(f"configs must be a dict with keys {', '.join(SCALES)}, got {type(configs).__name__}")
+    if name is not None and not isinstance(name, str):
+        raise TypeError(f"name must be None or a string naming the experiment, got {type(name).__name__}")
     what = f" for experiment {name!r}" if name else ""
     missing = [s for s in SCALES if s not in configs]
     extra = [s for s in configs if s not in SCALES]
@@ -121,7 +132,10 @@ def for_scale(configs: Mapping[str, Mapping[str, Any]], name: str | None = None)
             f"configs{what} must have exactly the keys {', '.join(SCALES)}; "
             f"missing: {missing or 'none'}, unknown: {extra or 'none'}"
         )
-    return dict(configs[scale()])
+    chosen = configs[scale()]
+    if not isinstance(chosen, Mapping):
+        raise ValueError(f"configs[{scale()!r}]{what} must be a dict of settings, got {type(chosen).__name__}")
+    return dict(chosen)
 
 
 def _canonical(config: Mapping[str, Any] | None) -> str:
@@ -132,8 +146,9 @@ def run_seed(experiment: str, config: Mapping[str, Any] | None, r: int) -> int:
     """A 63-bit seed for run ``r`` of ``experiment`` under ``config`` (sha256 of the three)."""
     if not isinstance(experiment, str) or not experiment:
         raise ValueError("experiment must be a non-empty string naming the experiment")
-    if int(r) < 0:
-        raise ValueError(f"r must be a non-negative run index, got {r}")
+    V.integer("r", r, 0)
+    if config is not None and not isinstance(config, Mapping):
+        raise TypeError(f"config must be None or a dict of settings, got {type(config).__name__}")
     payload = f"{experiment}|{_canonical(config)}|{int(r)}".encode()
     return int.from_bytes(hashlib.sha256(payload).digest()[:8], "little") & ((1 << 63) - 1)
 
@@ -142,8 +157,8 @@ def generators(
     experiment: str, config: Mapping[str, Any] | None, R: int, start: int = 0
 ) -> list[torch.Generator]:
     """One CPU ``torch.Generator`` per run ``start, ..., start + R - 1``, seeded by :func:`run_seed`."""
-    if int(R) < 1:
-        raise ValueError(f"R (number of runs) must be >= 1, got {R}")
+    V.integer("R", R, 1)
+    V.integer("start", start, 0)
     gens = []
     for r in range(start, start + int(R)):
         g = torch.Generator(device="cpu")

@@ -50,6 +50,13 @@ def figure(ncols: int = 1, nrows: int = 1, width: float | None = None, height: f
     """``fig, axes`` with panels of equal size at the book's width."""
     import matplotlib.pyplot as plt
 
+    from cnnbias import validate as V
+
+    V.integer("ncols", ncols)
+    V.integer("nrows", nrows)
+    for nm, v in (("width", width), ("height", height)):
+        if v is not None:
+            V.positive(nm, v)
     if ncols < 1 or nrows < 1:
         raise ValueError(f"ncols and nrows must be >= 1, got ncols={ncols}, nrows={nrows}")
     w = width or (WIDTH if ncols > 1 else WIDTH * 0.62)
@@ -60,9 +67,16 @@ def figure(ncols: int = 1, nrows: int = 1, width: float | None = None, height: f
 
 def band(ax, x, mean, spread, label: str | None = None, color=None, **kwargs):
     """Plot ``mean`` against ``x`` with a shaded band ``mean +- spread``; returns the line."""
-    x, mean, spread = (np.asarray(v, dtype=float) for v in (x, mean, spread))
+    try:
+        x, mean, spread = (np.asarray(v, dtype=float) for v in (x, mean, spread))
+    except (TypeError, ValueError):
+        raise TypeError("x, mean and spread must be arrays of numbers of one shape") from None
     if not (x.shape == mean.shape == spread.shape):
         raise ValueError(f"x, mean and spread must have one shape, got {x.shape}, {mean.shape}, {spread.shape}")
+    if x.ndim != 1:
+        raise ValueError(f"x, mean and spread must be 1-d, got shape {x.shape}")
+    if np.any(spread < 0):
+        raise ValueError("spread must be >= 0 (a band half-width such as a standard deviation)")
     (line,) = ax.plot(x, mean, label=label, color=color, **kwargs)
     ax.fill_between(x, mean - spread, mean + spread, color=line.get_color(), alpha=0.2, linewidth=0)
     return line
@@ -71,4 +85,10 @@ def band(ax, x, mean, spread, label: str | None = None, color=None, **kwargs):
 def paper_points(ax, x, y, label: str = "paper", **kwargs):
     """Overlay values reported in the paper (hollow black markers by default)."""
     style = dict(PAPER_STYLE) | kwargs
-    return ax.plot(np.asarray(x, dtype=float), np.asarray(y, dtype=float), label=label, **style)
+    try:
+        xa, ya = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    except (TypeError, ValueError):
+        raise TypeError("x and y must be arrays of numbers") from None
+    if xa.shape != ya.shape:
+        raise ValueError(f"x and y must have one shape, got {xa.shape} and {ya.shape}")
+    return ax.plot(xa, ya, label=label, **style)
