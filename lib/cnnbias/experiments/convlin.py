@@ -268,3 +268,135 @@ def train_hinge(
         record=record,
         record_every=record_every or 1,
     )
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Sweep behind Fig. 2 / Fig. 7 (``python -m cnnbias sweep convlin.fig2``) and the claims computed from it
+# ----------------------------------------------------------------------------------------------------------------
+
+from cnnbias.sweeps.spec import ClaimSpec as _ClaimSpec  # noqa: E402  (the sweep declarations end the module)
+from cnnbias.sweeps.spec import Sweep as _Sweep  # noqa: E402
+from cnnbias.sweeps.spec import register as _register  # noqa: E402
+from cnnbias.sweeps.spec import register_claim as _register_claim  # noqa: E402
+
+#: Fig. 2 settings per scale (the chapter's ``CONFIGS``; ``paper``: Sec. 5 of the paper, 100 runs per n).
+FIG2_CONFIGS = {
+    "smoke": dict(d=20, k=3, ns=[4, 8, 12, 20], R=4, lr=0.1, max_epochs=2000),
+    "book": dict(d=100, k=5, ns=[5, 10, 20, 30, 40, 60, 80, 100, 150], R=20, lr=0.1, max_epochs=5000),
+    "paper": dict(d=100, k=5, ns=[5, 10, 20, 30, 40, 60, 80, 100, 150], R=100, lr=0.1, max_epochs=100000),
+}
+FIG2_TASKS = ("cls", "1stctrl", "3rdctrl", "evenodd")
+
+
+def fig2_cells(scale: str) -> list[dict]:
+    """One cell per (task, model, n): the R runs of :func:`gap_runs` for that model at that size."""
+    c = FIG2_CONFIGS[scale]
+    return [dict(task=t, model=m, n=int(n), d=c["d"], k=c["k"], R=c["R"], lr=c["lr"], max_epochs=c["max_epochs"],
+                 check_every=10)
+            for t in FIG2_TASKS for m in L.MODELS for n in c["ns"]]
+
+
+def fig2_cell(cfg: dict, device: torch.device, dtype: torch.dtype) -> dict:
+    """One Fig. 2 cell: :func:`gap_runs` for one task, model and n (CPU, float64).  Returns per run the test
+    error ``err``, the epochs and whether the hinge loss reached 0 (``converged``); for Conv-k also the learned
+    filter ``w1`` ``[R][k]`` (Fig. 7's sign patterns).  Runs draw the same seeds as in the chapter's batch."""
+    m = cfg["model"]
+    gr = gap_runs(cfg["task"], cfg["d"], cfg["k"], [cfg["n"]], cfg["R"], cfg["lr"], cfg["max_epochs"], models=(m,),
+                  check_every=cfg["check_every"])
+    out = {"err": gr.err[m][0].tolist(), "epochs": [int(e) for e in gr.epochs[m][0].tolist()],
+           "converged": [bool(c) for c in gr.converged[m].reshape(-1).tolist()]}
+    if m == "conv":
+        out["w1"] = gr.final[m]["w1"].tolist()
+    return out
+
+
+SWEEP_FIG2 = _register(_Sweep(
+    "convlin.fig2", fig2_cell, cells={s: fig2_cells(s) for s in FIG2_CONFIGS},
+    code=("cnnbias.config", "cnnbias.data.positions", "cnnbias.engine", "cnnbias.models.linear",
+          "cnnbias.theory.convlinear"),
+    description="Part I Fig. 2 and 7: 1-Layer, Conv-k, FC-2 on the four tasks, test error vs n",
+    label=lambda c: f"{c['task']}/{c['model']}/n={c['n']}",
+    cpu_only=True,
+))
+
+
+def fig2_arrays(cells: list[tuple[dict, dict]]) -> dict:
+    """Stored Fig. 2 cells as ``{"ns": [...], "R", "d", "k", (task, model): {"err": [len(ns), R], "w1": ...}}``."""
+    ns = sorted({c["n"] for c, _ in cells})
+    by = {(c["task"], c["model"], c["n"]): (c, r) for c, r in cells}
+    c0 = cells[0][0]
+    out: dict = {"ns": ns, "R": c0["R"], "d": c0["d"], "k": c0["k"]}
+    for t, m in sorted({(c["task"], c["model"]) for c, _ in cells}):
+        rows = [by[(t, m, n)][1] for n in ns]
+        out[(t, m)] = {"err": torch.tensor([r["err"] for r in rows], dtype=torch.float64)}
+        if m == "conv":
+            out[(t, m)]["w1"] = torch.tensor([r["w1"] for r in rows], dtype=torch.float64)
+    return out
+
+
+def _mid(a: dict) -> list[int]:
+    return [i for i, n in enumerate(a["ns"]) if 0.2 * a["d"] <= n <= a["d"]]
+
+
+def _claim_gap(task: str):
+    def compute(cells, claims) -> None:
+        from cnnbias.data.positions import TASK_TITLES
+
+        title = TASK_TITLES[task]
+        a = fig2_arrays(cells)
+        acc_c, acc_1 = 1 - a[(task, "conv")]["err"], 1 - a[(task, "1layer")]["err"]
+        ma, mb, se = pooled_difference(acc_c, acc_1, _mid(a))
+        claims.greater(f"convlin.fig2_{task}", f"{title}: mean accuracy over mid-range n, Conv-{a['k']} vs 1-Layer",
+                       ma, mb, se, k=2.0, paper="Conv-5 above 1-Layer (Fig. 2)")
+    return compute
+
+
+def _claim_fc2(cells, claims) -> None:
+    a = fig2_arrays(cells)
+    diffs = [float((a[(t, "fc2")]["err"].mean() - a[(t, "1layer")]["err"].mean()).abs())
+             for t in ("cls", "1stctrl", "3rdctrl")]
+    claims.check("convlin.fc2_like_one_layer",
+                 "FC-2 vs 1-Layer: |mean accuracy difference| over all n, per task (Cls, 1stCtrl, 3rdCtrl)",
+                 max(diffs) <= 0.02, measured=", ".join(f"{v:.4f}" for v in diffs),
+                 paper="same behaviour as 1-Layer (Section 1)", tolerance="each <= 0.02")
+
+
+def _claim_one_layer_formula(cells, claims) -> None:
+    from cnnbias.theory.taskcls import one_layer_error
+
+    a = fig2_arrays(cells)
+    zs = []
+    for t in ("cls", "1stctrl"):
+        e = a[(t, "1layer")]["err"]
+        th = one_layer_error(a["d"], a["ns"])
+        se = float((e.var(1) / a["R"]).sum().sqrt() / len(a["ns"]))
+        zs.append(abs(float((e.mean(1) - th).mean())) / se)
+    claims.at_most("convlin.one_layer_formula",
+                   "1-Layer error vs 1/2((d-1)/d)^n: |pooled difference| / SE (Cls, 1stCtrl; max)", max(zs), 3.0,
+                   paper="E_1Layer = 1/2((d-1)/d)^n (Sec. 3.3.2)")
+
+
+def _claim_even_odd(cells, claims) -> None:
+    a = fig2_arrays(cells)
+    ma, mb, se = pooled_difference(1 - a[("evenodd", "conv")]["err"], 1 - a[("evenodd", "1layer")]["err"], _mid(a))
+    s = torch.sign(a[("evenodd", "conv")]["w1"])
+    alt = ((s[..., 1:] * s[..., :-1]) < 0).all(-1).double().mean(1)
+    big = [i for i, n in enumerate(a["ns"]) if n >= 0.6 * a["d"]]
+    alt_big = float(alt[big].mean())
+    claims.check("convlin.even_odd", f"even/odd: Conv-{a['k']} minus 1-Layer mean accuracy over mid-range n (> 2 SE), "
+                 "and fraction of alternating filters for n >= 0.6 d (>= 0.5)",
+                 (ma - mb > 2 * se) and alt_big >= 0.5,
+                 measured=f"diff={ma - mb:.4f} (SE {se:.4f}), alternating={alt_big:.3f}",
+                 paper="Conv-k outperforms 1-Layer; filter signs (+,-,+,-,...) (App. G)",
+                 tolerance="diff > 2 SE and fraction >= 0.5")
+
+
+for _task in ("cls", "1stctrl", "3rdctrl"):
+    _register_claim(_ClaimSpec(f"convlin.fig2_{_task}", "convlin.fig2", _claim_gap(_task),
+                               select=lambda c, t=_task: c["task"] == t and c["model"] in ("conv", "1layer")))
+_register_claim(_ClaimSpec("convlin.fc2_like_one_layer", "convlin.fig2", _claim_fc2,
+                           select=lambda c: c["task"] != "evenodd" and c["model"] in ("fc2", "1layer")))
+_register_claim(_ClaimSpec("convlin.one_layer_formula", "convlin.fig2", _claim_one_layer_formula,
+                           select=lambda c: c["task"] in ("cls", "1stctrl") and c["model"] == "1layer"))
+_register_claim(_ClaimSpec("convlin.even_odd", "convlin.fig2", _claim_even_odd,
+                           select=lambda c: c["task"] == "evenodd" and c["model"] in ("conv", "1layer")))

@@ -108,7 +108,7 @@ def compute_cell(name: str, scale: str, cfg: Mapping[str, Any], key: str, versio
             f"code version {mine} of sweep {name!r} on this worker differs from the client's {version}: "
             "workers must run the same library source as the client"
         )
-    dev, dt = _resolve_device(device, dtype)
+    dev, dt = _resolve_device("cpu", "float64") if sweep.cpu_only else _resolve_device(device, dtype)
     t0 = time.perf_counter()
     result = sweep.cell_fn(dict(cfg), dev, dt)
     wall = time.perf_counter() - t0

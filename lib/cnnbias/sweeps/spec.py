@@ -104,7 +104,9 @@ class Sweep:
     - ``description``: one line for ``python -m cnnbias sweep --help``;
     - ``label(config) -> str``: a short name of a cell in reports (default: ``k=v,...``);
     - ``rtol``, ``atol``: how close a recomputed float must be to the stored one in the integrity
-      check (ints, bools and strings must be equal).
+      check (ints, bools and strings must be equal);
+    - ``cpu_only``: the cells always run on the CPU in float64 (``cell_fn`` gets that device and dtype
+      whatever the worker's default or ``--device``), and the provenance says so.
     """
 
     name: str
@@ -115,6 +117,7 @@ class Sweep:
     label: Callable[[Mapping[str, Any]], str] | None = None
     rtol: float = 1e-9
     atol: float = 1e-12
+    cpu_only: bool = False
     _configs: dict = field(default_factory=dict, repr=False, compare=False)
 
     def __post_init__(self) -> None:
