@@ -4,7 +4,7 @@ import json
 import math
 
 import pytest
-from cnnbias.claims import CLAIMS_MIME, Claims, fmt, rounded
+from cnnbias.claims import CLAIMS_MIME, Claims, fmt, fmt_bound, fmt_se, rounded
 
 
 def test_rules_pass_and_fail():
@@ -77,3 +77,25 @@ def test_report_empty_raises():
 
 def test_fmt():
     assert fmt(3) == "3" and fmt(0.0) == "0" and fmt(1234567.0) == "1.235e+06" and fmt("x") == "x"
+
+
+def test_fmt_bound_hides_noise_digits():
+    assert fmt_bound(2.06e-14, 1e-12) == "< 1e-12" and fmt_bound(-3e-15, 1e-12) == "< 1e-12"
+    assert fmt_bound(3e-9, 1e-12) == "3.0e-09 (exceeds 1e-12)"
+    with pytest.raises(ValueError, match="tol"):
+        fmt_bound(1.0, 0)
+
+
+def test_fmt_se_rounds_to_the_error():
+    assert fmt_se(0.123456, 0.0042) == "0.123 ± 0.004"
+    assert fmt_se(12.34, 1.6) == "12 ± 2"
+    assert fmt_se(1234.0, 56.0) == "1230 ± 60"
+    assert fmt_se(0.5, 0.0) == "0.5 ± 0"
+
+
+def test_residual_claim_records_the_bound():
+    c = Claims("demo")
+    ok = c.residual("demo.r", "identity", 1.96e-14, 1e-12)
+    bad = c.residual("demo.s", "identity", 2e-9, 1e-12)
+    assert ok.passed and ok.measured == "< 1e-12" and ok.values == {"bound": 1e-12}
+    assert not bad.passed and bad.values == {"value": 2e-9}

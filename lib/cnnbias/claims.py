@@ -15,7 +15,7 @@ them with :meth:`Claims.report` in one cell.  The cell's output is one display b
 Numbers in records and lines are rounded to :data:`SIG_DIGITS` significant digits, so that a
 record is the same on every machine; a claim's status is decided on the unrounded numbers, and
 the chapters make the quantities a status depends on robust (ties with a tolerance, see
-:func:`cnnbias.stats.is_tie`).
+:func:`cnnbias.stats.near_max_threshold`).
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-__all__ = ["Claim", "Claims", "fmt", "rounded", "CLAIMS_MIME", "SIG_DIGITS"]
+__all__ = ["Claim", "Claims", "fmt", "fmt_bound", "fmt_se", "rounded", "CLAIMS_MIME", "SIG_DIGITS"]
 
 #: MIME type of the claims records in a claims cell's output (read by ``tools/booktools``).
 CLAIMS_MIME = "application/vnd.cnnbias.claims+json"
@@ -67,6 +67,36 @@ def fmt(x) -> str:
     if v == 0:
         return "0"
     return f"{v:.{SIG_DIGITS}g}"
+
+
+def fmt_bound(x, tol) -> str:
+    """A residual of an exact identity against its tolerance: ``"< 1e-12"`` when ``x <= tol`` (its noise
+    digits are not shown: they depend on the CPU's kernels), else the value and the tolerance it exceeds.
+
+    ``tol`` is printed with one significant digit; NaN is reported as such."""
+    x, tol = float(x), float(tol)
+    if not tol > 0:
+        raise ValueError(f"tol must be a positive number, got {tol!r}")
+    if math.isnan(x):
+        return "nan"
+    return f"< {tol:.0e}" if abs(x) <= tol else f"{x:.1e} (exceeds {tol:.0e})"
+
+
+def fmt_se(mean, se, digits: int = 1) -> str:
+    """``"m ± s"`` with the standard error to ``digits`` significant digits and the mean to the same
+    decimal place: a Monte Carlo mean shown to the digits its own error supports."""
+    m, s = float(mean), float(se)
+    if not s >= 0:
+        raise ValueError(f"se must be a number >= 0, got {se!r}")
+    if math.isnan(m):
+        return "nan"
+    if s == 0:
+        return f"{fmt(m)} ± 0"
+    place = digits - 1 - math.floor(math.log10(s))
+    if place <= 0:
+        q = 10 ** (-place)
+        return f"{round(m / q) * q:.0f} ± {round(s / q) * q:.0f}"
+    return f"{m:.{place}f} ± {s:.{place}f}"
 
 
 def _json_number(v):
@@ -199,6 +229,16 @@ class Claims:
         m, t, e = float(measured), float(target), _nonneg("tol", tol)
         return self.check(id, statement, abs(m - t) <= e, fmt(m), paper or fmt(t), f"|x - {fmt(t)}| <= {fmt(e)}",
                           value=m, se=se, paper_value=t)
+
+    def residual(self, id: str, statement: str, measured, tol, paper: str = "") -> Claim:
+        """PASS iff the residual of an exact identity is ``<= tol``; shown (and recorded) as the bound
+        ``"< tol"``, not as its noise digits, so the record is the same on every CPU."""
+        m, t = abs(float(measured)), float(tol)
+        if not t > 0:
+            raise ValueError(f"tol must be a positive number, got {tol!r}")
+        ok = m <= t
+        return self.check(id, statement, ok, fmt_bound(m, t), paper or "exact identity", f"<= {t:.0e}",
+                          value={"bound": t} if ok else {"value": m})
 
     def greater(self, id: str, statement: str, a, b, se, k: float = 2.0, paper: str = "") -> Claim:
         """PASS iff ``a - b > k * se`` (a difference larger than ``k`` standard errors)."""
