@@ -1,8 +1,8 @@
 """Tests for cnnbias.experiments.convlin (Part I experiment drivers), at smoke sizes."""
 
 import torch
-from cnnbias import convlin as E
 from cnnbias.data import positions as P
+from cnnbias.experiments import convlin as E
 from cnnbias.models import linear as L
 from cnnbias.theory import convlinear as C
 

@@ -15,10 +15,18 @@ import torch
 from torch import Tensor
 
 from cnnbias import config
+from cnnbias import validate as V
 from cnnbias.data.positions import PositionTask, make_task, sample_training_sets
 from cnnbias.engine import StopRule, train
 from cnnbias.models import linear as L
 from cnnbias.theory import convlinear as C
+
+
+def _check_ns(ns: Sequence[int]) -> None:
+    if isinstance(ns, (str, bytes, int)) or not isinstance(ns, (Sequence, Tensor)) or len(ns) == 0:
+        raise ValueError(f"ns must be a non-empty sequence of training sizes (integers >= 1), got {ns!r}")
+    for n in ns:
+        V.integer("ns[i]", n, 1)
 
 
 def _gens(experiment: str, key: dict, R: int) -> list[torch.Generator]:
@@ -29,6 +37,10 @@ def training_sets(
     task: PositionTask, ns: Sequence[int], R: int, experiment: str
 ) -> tuple[Tensor, Tensor]:
     """R training sets per size n (run order: n-major), padded to max(ns): idx [len(ns) R, n_max], mask."""
+    if not isinstance(task, PositionTask):
+        raise TypeError(f"task must be a PositionTask (see make_task), got {type(task).__name__}")
+    _check_ns(ns)
+    V.integer("R", R, 1)
     gens: list[torch.Generator] = []
     for n in ns:
         gens += _gens(f"{experiment}/data", {"task": task.name, "d": task.d, "n": int(n)}, R)
@@ -38,6 +50,10 @@ def training_sets(
 def initial_params(
     model: str, task: PositionTask, ns: Sequence[int], R: int, k: int, experiment: str
 ) -> dict[str, Tensor]:
+    """Initial parameters of ``model`` for R runs per size n (run order: n-major), one generator per run."""
+    V.choice("model", model, L.MODELS)
+    _check_ns(ns)
+    V.integer("R", R, 1)
     gens: list[torch.Generator] = []
     for n in ns:
         gens += _gens(
@@ -82,7 +98,16 @@ def gap_runs(
     GD (tested); everything else goes through ``cnnbias.engine.train``.  Stopping is checked every
     ``check_every`` epochs: once the hinge loss is 0 its gradient is 0, so the final weights are unchanged.
     """
-
+    _check_ns(ns)
+    V.integer("k", k, 1)
+    V.integer("R", R, 1)
+    V.positive("lr", lr)
+    V.integer("max_epochs", max_epochs, 1)
+    V.integer("check_every", check_every, 1)
+    if isinstance(models, str) or len(models) == 0:
+        raise ValueError(f"models must be a non-empty list of names from {L.MODELS}, got {models!r}")
+    for m_ in models:
+        V.choice("models[i]", m_, L.MODELS)
     task = make_task(task_name, d)
     ns = [int(n) for n in ns]
     idx, mask = training_sets(task, ns, R, experiment)
@@ -115,7 +140,15 @@ def pooled_difference(a: Tensor, b: Tensor, rows: Sequence[int]) -> tuple[float,
 
     a, b: [len(ns), R] independent runs.  Returns (mean_a, mean_b, se_of_difference).
     """
+    V.tensor("a", a, 2)
+    V.tensor("b", b, shape=tuple(a.shape))
+    if a.shape[1] < 2:
+        raise ValueError(f"a and b need R >= 2 runs per size for a standard error, got shape {tuple(a.shape)}")
     rows = list(rows)
+    if not rows:
+        raise ValueError("rows must name at least one size (row of a and b)")
+    for r_ in rows:
+        V.integer("rows[i]", r_, 0, a.shape[0] - 1)
     A, B = a[rows], b[rows]
     R = A.shape[1]
     var = (A.var(dim=1, unbiased=True) + B.var(dim=1, unbiased=True)) / R  # per size
@@ -133,6 +166,7 @@ def xhinge_error(
     t: int,
 ) -> Tensor:
     """Test error [R] after t full-batch GD steps on the X-hinge loss, via Lemma 7's exact (scaled) closed form."""
+    V.integer("k", k, 1)
     M = C.m_train(task, idx, k, mask)
     w1, w2 = C.lemma7(M, w1_0, w2_0, lr, t, scaled=True)
     return L.test_error(L.conv_effective_weight(w1, w2), task)
@@ -140,6 +174,7 @@ def xhinge_error(
 
 def gaussian_filters(R: int, k: int, experiment: str, key: dict) -> Tensor:
     """w1^0 ~ N(0, I_k) per run (Theorem 2's initialisation; the scale b does not matter)."""
+    V.integer("k", k, 1)
     return torch.stack(
         [torch.randn(k, generator=g, dtype=torch.float64) for g in _gens(experiment, key, R)]
     )
@@ -175,7 +210,10 @@ def init_runs(
     """Fix one training set (size n), draw R initialisations (uniform, PyTorch bounds), train Conv-k with the
     hinge loss (until loss 0 or ``hinge_max_epochs``; test/train error recorded every ``every`` epochs up to
     t_max) and with the X-hinge loss (Lemma 7, exact, at every recorded t <= t_max)."""
-
+    for nm, v, lo in (("k", k, 1), ("n", n, 1), ("R", R, 1), ("t_max", t_max, 0), ("every", every, 1),
+                      ("hinge_max_epochs", hinge_max_epochs, 1)):
+        V.integer(nm, v, lo)
+    V.positive("lr", lr)
     task = make_task(task_name, d)
     idx1, mask1 = training_sets(task, [n], 1, experiment)
     idx, mask = idx1.expand(R, -1).clone(), mask1.expand(R, -1).clone()
@@ -246,6 +284,12 @@ def train_hinge(
     Returns the engine's TrainResult; with ``record_every`` the history holds the test error on the whole
     dataset (key "test_err") and the training error (key "train_err") every ``record_every`` epochs.
     """
+    V.positive("lr", lr)
+    V.integer("max_epochs", max_epochs, 1)
+    if record_every is not None:
+        V.integer("record_every", record_every, 1)
+    if not isinstance(params, dict):
+        raise TypeError(f"params must be a dict of name -> tensor, got {type(params).__name__}")
     loss_fn = L.make_loss(model, task, idx, mask, "hinge")
     record = None
     if record_every is not None:
