@@ -51,7 +51,8 @@ def test_width_sweep_and_minima(cfg, data):
     assert mi["plane_err"].shape[0] == 2 * cfg["minima"]["triples"]
     assert mi["perturbed_err"].shape == (len(cfg["perturbation"]["gammas"]), R)
     po = E.poly_vs_relu(cfg, data)
-    assert po["train"].shape == (2 * cfg["poly"]["seeds"],)
+    assert po["train"].shape == (2 * cfg["poly"]["seeds"] * len(cfg["poly"]["bounds"]),)
+    assert sorted(set(po["bounds"])) == sorted(cfg["poly"]["bounds"])
     # paired data: poly run s uses the training set of ReLU triple s
     assert torch.equal(po["runs"].X[0], mi["runs"].X[0])
 

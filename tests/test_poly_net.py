@@ -101,3 +101,14 @@ def test_allconv_shapes_params_and_mask():
     assert n_w == P.allconv_n_params(3, layers, L, 10)
     assert torch.allclose(P.allconv_forward(p, X.expand(2, 6, L)), out, atol=1e-12)
     assert P.allconv_forward(p, X, "poly").shape == (2, 6, 10)
+
+
+def test_per_run_bound_equals_scalar_bound():
+    p = P.mlp_init([3, 3], 4, 2, gens(2))
+    X = torch.randn(5, 4, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    q = dict(p, bound=torch.tensor([2.0, 8.0], dtype=torch.float64))
+    out = P.mlp_forward(q, X, "poly")
+    assert torch.allclose(out[0], P.mlp_forward(p, X, "poly", bound=2.0)[0], atol=1e-13)
+    assert torch.allclose(out[1], P.mlp_forward(p, X, "poly", bound=8.0)[1], atol=1e-13)
+    with pytest.raises(ValueError, match="bound"):
+        P.poly_relu(torch.zeros(2, 3), 10, torch.tensor([1.0, -1.0]))

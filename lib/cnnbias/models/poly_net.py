@@ -3,11 +3,11 @@ Sec. 9.10, Figs. 21-24), batched over runs.  Forward passes only.
 
 Polynomial activation.  The paper replaces every ReLU by "a univariate polynomial approximation of
 the RELU function" of degree 10 (Fig. 21).  We use a closed form: on ``[-B, B]``,
-``relu(x) = (x + |x|) / 2`` and ``|t|`` on ``[-1, 1]`` has the Chebyshev series
+``relu(x) = (x + |x|) / 2`` and ``|t|`` on ``[-1, 1]`` has the Chebyshev series::
 
     |t| = 2/pi + (4/pi) sum_{k>=1} (-1)^{k+1} T_{2k}(t) / (4 k^2 - 1),
 
-so truncating at ``T_{degree}`` (``degree`` even) gives the polynomial
+so truncating at ``T_{degree}`` (``degree`` even) gives the polynomial::
 
     p(x) = B * ( t/2 + |t|_degree / 2 ),   t = x / B,
 
@@ -76,11 +76,16 @@ def poly_relu_error_bound(degree: int, bound: float) -> float:
     return float(bound) / (math.pi * (degree + 1))
 
 
-def poly_relu(x: Tensor, degree: int = 10, bound: float = 4.0) -> Tensor:
+def poly_relu(x: Tensor, degree: int = 10, bound: float | Tensor = 4.0) -> Tensor:
     """The degree-``degree`` polynomial approximation of ReLU on ``[-bound, bound]`` (module docstring),
-    evaluated by the Chebyshev recurrence ``T_{n+1} = 2 t T_n - T_{n-1}``."""
+    evaluated by the Chebyshev recurrence ``T_{n+1} = 2 t T_n - T_{n-1}``.  ``bound`` may be a tensor
+    ``[R]`` with one interval per run (the leading axis of ``x``)."""
     coef = abs_chebyshev_coefficients(degree)
-    if not bound > 0:
+    if isinstance(bound, Tensor):
+        if bound.dim() != 1 or bound.shape[0] != x.shape[0] or not bool((bound > 0).all()):
+            raise ValueError(f"a tensor bound must be positive with shape [R={x.shape[0]}], got {tuple(bound.shape)}")
+        bound = bound.to(x).reshape((-1,) + (1,) * (x.dim() - 1))
+    elif not bound > 0:
         raise ValueError(f"bound must be > 0, got {bound!r}")
     t = x / bound
     t_prev, t_cur = torch.ones_like(t), t  # T_0, T_1
@@ -92,7 +97,7 @@ def poly_relu(x: Tensor, degree: int = 10, bound: float = 4.0) -> Tensor:
     return bound * 0.5 * (t + absval)
 
 
-def activate(z: Tensor, activation: str, degree: int = 10, bound: float = 4.0) -> Tensor:
+def activate(z: Tensor, activation: str, degree: int = 10, bound: float | Tensor = 4.0) -> Tensor:
     """``relu(z)`` or :func:`poly_relu` of ``z``."""
     if activation == "relu":
         return torch.relu(z)
@@ -147,10 +152,11 @@ def mlp_init(widths: Sequence[int], in_dim: int, out_dim: int, gens: Sequence[to
 
 
 def mlp_forward(params: dict[str, Tensor], X: Tensor, activation: str = "relu", degree: int = 10,
-                bound: float = 4.0) -> Tensor:
+                bound: float | Tensor = 4.0) -> Tensor:
     """Scores ``[R, m, C]`` of ``f(x) = V (mask * act(W x))`` for inputs ``X [R, m, D]`` or a shared
-    ``X [m, D]``."""
+    ``X [m, D]``.  A parameter ``params["bound"] [R]`` (not trained) overrides ``bound`` per run."""
     W, V = params["W"], params["V"]
+    bound = params.get("bound", bound)
     mask = params.get("mask")
     if W.dim() != 3 or V.dim() != 3 or V.shape[0] != W.shape[0] or V.shape[2] != W.shape[1]:
         raise ValueError(f"params must have W [R, H, D] and V [R, C, H]; got {tuple(W.shape)}, {tuple(V.shape)}")
@@ -219,12 +225,14 @@ def allconv_init(channels: Sequence[int], layers: int, in_len: int, out_dim: int
 
 
 def allconv_forward(params: dict[str, Tensor], X: Tensor, activation: str = "relu", degree: int = 10,
-                    bound: float = 4.0) -> Tensor:
+                    bound: float | Tensor = 4.0) -> Tensor:
     """Scores ``[R, m, C]`` for signals ``X [m, L]`` (shared) or ``[R, m, L]`` (per run), one input
-    channel.  The R runs' convolutions are one grouped ``conv1d`` (runs as groups)."""
+    channel.  The R runs' convolutions are one grouped ``conv1d`` (runs as groups).  A parameter
+    ``params["bound"] [R]`` (not trained) overrides ``bound`` per run."""
     import torch.nn.functional as F
 
-    layers = sum(1 for k in params if k.startswith("K")) + 1
+    bound = params.get("bound", bound)
+    layers = sum(1 for k in params if k.startswith("K") and k[1:].isdigit()) + 1
     K0, V, mask = params["K0"], params["V"], params["mask"]
     R, Cm = K0.shape[0], K0.shape[1]
     if X.dim() == 2:
@@ -240,6 +248,8 @@ def allconv_forward(params: dict[str, Tensor], X: Tensor, activation: str = "rel
     h = activate(h, activation, degree, bound) * mk
     for i in range(1, layers - 1):
         K = params[f"K{i}"]
+        if K.dim() != 4:
+            raise ValueError(f"K{i} must have shape [R, C, C, 3], got {tuple(K.shape)}")
         h = F.conv1d(h, K.reshape(R * Cm, Cm, 3), stride=2, padding=1, groups=R)
         h = activate(h, activation, degree, bound) * mk
     h = h.reshape(m, R, -1).transpose(0, 1)  # [R, m, Cm * L]

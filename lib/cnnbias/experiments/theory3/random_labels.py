@@ -53,7 +53,7 @@ EXPERIMENT = "theory3.random_labels"
 CLASSES = 10
 LABELINGS = ("natural", "random")
 
-_COMMON = dict(optimizer="adam", init_scale=1.0, degree=10, bound=4.0)
+_COMMON = dict(optimizer="adam", init_scale=1.0, degree=10, bound=8.0)
 
 CONFIGS = {
     "smoke": dict(
@@ -61,7 +61,7 @@ CONFIGS = {
         size_sweep=dict(width=4, sizes=[20, 80], seeds=2),
         width_sweep=dict(n=60, widths=[2, 16], seeds=2, record_every=20),
         minima=dict(n=60, width=16, triples=2),
-        poly=dict(n=60, width=16, seeds=2),
+        poly=dict(n=60, width=16, seeds=2, bounds=[4.0, 8.0]),
         flatness=dict(eps=0.05, directions=2, bisections=8),
         three_point=dict(steps=4, extend=2, err_level=0.05),
         perturbation=dict(gammas=[0.0, 0.2], gamma_claim=0.2, draws=1),
@@ -69,9 +69,9 @@ CONFIGS = {
     "book": dict(
         _COMMON, dataset="digits", model="mlp", n_test=597, lr=0.01, epochs=300,
         size_sweep=dict(width=8, sizes=[50, 100, 200, 400, 800], seeds=4),
-        width_sweep=dict(n=200, widths=[2, 4, 8, 16, 32], seeds=3, record_every=10),
+        width_sweep=dict(n=200, widths=[2, 4, 8, 16, 32], seeds=4, record_every=10),
         minima=dict(n=200, width=32, triples=6),
-        poly=dict(n=200, width=32, seeds=4),
+        poly=dict(n=200, width=32, seeds=4, bounds=[4.0, 8.0]),
         flatness=dict(eps=0.05, directions=4, bisections=14),
         three_point=dict(steps=8, extend=4, err_level=0.05),
         perturbation=dict(gammas=[0.0, 0.05, 0.1, 0.2, 0.4, 0.8], gamma_claim=0.2, draws=2),
@@ -84,7 +84,7 @@ CONFIGS = {
         size_sweep=dict(width=16, sizes=[500, 1000, 2000, 4000, 8000, 16000], seeds=5),
         width_sweep=dict(n=4000, widths=[2, 4, 8, 16, 32, 64], seeds=5, record_every=100),
         minima=dict(n=4000, width=32, triples=10),
-        poly=dict(n=4000, width=32, seeds=10),
+        poly=dict(n=4000, width=32, seeds=10, bounds=[4.0, 8.0, 16.0]),
         flatness=dict(eps=0.05, directions=10, bisections=20),
         three_point=dict(steps=12, extend=6, err_level=0.05),
         perturbation=dict(gammas=[0.0, 0.05, 0.1, 0.2, 0.4, 0.8], gamma_claim=0.2, draws=5),
@@ -222,13 +222,15 @@ def _draw_data(data: Data, n: int, labels: str, g: torch.Generator) -> tuple[Ten
 
 def train_runs(cfg: dict, data: Data, name: str, widths: Sequence[int], sizes: Sequence[int],
                labels: Sequence[str], groups: Sequence[int], activation: str = "relu",
-               data_name: str | None = None, record_every: int | None = None) -> Runs:
+               data_name: str | None = None, record_every: int | None = None,
+               bounds: Sequence[float] | None = None) -> Runs:
     """Train one run per entry of ``widths``, ``sizes``, ``labels`` and ``groups`` (data group: runs of
     one group share a training set) in one batched call of :func:`cnnbias.engine.train`.
 
     Seeds: the data of group ``g`` come from ``config.run_seed(f"{EXPERIMENT}.{data_name}.data", cfg, g)``
     (``data_name`` defaults to ``name``).  With ``record_every``, the training error of every run
-    is recorded every that many epochs (``result.history["train_err"] [T, R]``).
+    is recorded every that many epochs (``result.history["train_err"] [T, R]``).  ``bounds`` (one per
+    run) sets the interval ``[-B, B]`` of each run's polynomial activation (default ``cfg["bound"]``).
     (with ``labels`` and ``n`` in the key), the initialization of run ``r`` from
     ``config.generators(f"{EXPERIMENT}.{name}.init", cfg, ...)``.  Raises if a run diverges."""
     R = len(widths)
@@ -250,6 +252,10 @@ def train_runs(cfg: dict, data: Data, name: str, widths: Sequence[int], sizes: S
     gens = [config.generators(f"{EXPERIMENT}.{name}.init", {"cfg": cfg, "width": int(h)}, 1, start=r)[0]
             for r, h in enumerate(widths)]
     params = _init(cfg, [int(h) for h in widths], data.in_shape, gens, dt, dev)
+    if bounds is not None:
+        if len(bounds) != R or not all(float(b) > 0 for b in bounds):
+            raise ValueError(f"bounds must hold one positive number per run ({R}), got {list(bounds)!r}")
+        params["bound"] = torch.tensor([float(b) for b in bounds], dtype=dt, device=dev)
     fwd = forward_fn(cfg, activation)
 
     def loss_fn(p, batch):
@@ -371,20 +377,24 @@ def minima(cfg: dict, data: Data, gen: torch.Generator) -> dict:
 
 
 def poly_vs_relu(cfg: dict, data: Data) -> dict:
-    """Figs. 21-24: the same network with the degree-``cfg["degree"]`` polynomial activation, natural and
-    random labels; run ``s`` uses the training set of ReLU triple ``s`` of :func:`minima` (same data
-    group), so the comparison with the ReLU nets is paired by training set."""
+    """Figs. 21-24: the same network with the degree-``cfg["degree"]`` polynomial activation on
+    ``[-B, B]`` for each ``B`` in ``cfg["poly"]["bounds"]``, natural and random labels; run ``s`` uses the
+    training set of ReLU triple ``s`` of :func:`minima` (same data group), so the comparison with the
+    ReLU nets is paired by training set.  Returns per-run errors with ``bounds`` and ``labels``."""
     sc = cfg["poly"]
     S = int(sc["seeds"])
     T = int(cfg["minima"]["triples"])
     if S > T:
         raise ValueError(f"poly seeds ({S}) must not exceed the minima triples ({T}) they pair with")
-    specs = [(lab, s) for lab in LABELINGS for s in range(S)]
-    labs = [lab for lab, _ in specs]
-    groups = [s + (T if lab == "random" else 0) for lab, s in specs]
+    bset = [float(b) for b in sc.get("bounds", [cfg["bound"]])]
+    specs = [(b, lab, s) for b in bset for lab in LABELINGS for s in range(S)]
+    bounds = [b for b, _, _ in specs]
+    labs = [lab for _, lab, _ in specs]
+    groups = [s + (T if lab == "random" else 0) for _, lab, s in specs]
     n, h = int(sc["n"]), int(sc["width"])
     if (n, h) != (int(cfg["minima"]["n"]), int(cfg["minima"]["width"])):
         raise ValueError("poly n and width must equal the minima experiment's, for a paired comparison")
     runs = train_runs(cfg, data, "poly", [h] * len(specs), [n] * len(specs), labs, groups, activation="poly",
-                      data_name="minima")
-    return dict(runs=runs, labels=labs, train=runs.train_error(), test=runs.test_error(data), groups=groups)
+                      data_name="minima", bounds=bounds)
+    return dict(runs=runs, labels=labs, bounds=bounds, seeds=[s for _, _, s in specs], train=runs.train_error(),
+                test=runs.test_error(data), groups=groups)
