@@ -247,7 +247,7 @@ class Claims:
             id,
             statement,
             (a - b) > k * se,
-            f"{fmt(a)} - {fmt(b)} = {fmt(a - b)} (se {fmt(se)})",
+            f"{fmt(a)} - {fmt(b)} = {fmt_se(a - b, se) if se > 0 else fmt(a - b)} (se)",
             paper or "a > b",
             f"diff > {fmt(k)} se",
             value={"a": a, "b": b, "diff": a - b},
