@@ -9,6 +9,7 @@ import torch
 from torch import Tensor
 
 from cnnbias import config
+from cnnbias import validate as V
 from cnnbias.data import xord as X
 from cnnbias.engine import StopRule, train
 from cnnbias.models import maxpool
@@ -26,6 +27,12 @@ def init_filters(ks: list[int] | Tensor, sigma_g: list[float] | Tensor, gens: li
     ``K = max k``: returns ``W [R, 2K, dim]`` (w filters in rows ``0..k_r-1``, u filters in rows ``K..K+k_r-1``,
     zeros elsewhere) and the channel mask ``[R, 2K]`` (float 0/1).  Run ``r`` draws from ``gens[r]`` only, so
     the result does not depend on which channel counts share the batch."""
+    V.generators("gens", gens)
+    V.integer("dim", dim, 1)
+    for k in ks:
+        V.integer("ks[i]", k, 1)
+    for s_ in sigma_g:
+        V.positive("sigma_g[i]", s_)
     ks = [int(k) for k in ks]
     if len(ks) != len(gens) or len(ks) != len(sigma_g):
         raise ValueError("ks, sigma_g and gens must have one entry per run")
@@ -43,7 +50,11 @@ def init_filters(ks: list[int] | Tensor, sigma_g: list[float] | Tensor, gens: li
 
 def eq3_loss(out: Tensor, y: Tensor, gamma: float | Tensor) -> Tensor:
     """Eq. 3 per run: ``(1/m) sum_pos max{gamma - N, 0} + (1/m) sum_neg max{1 + N, 0}`` with ``m`` points per class
-    (``out, y [R, 2m]``; classes balanced).  ``gamma`` may be a float or a per-run tensor ``[R]``."""
+    (``out, y [R, 2m]``; classes balanced).  ``gamma`` may be a float or a per-run tensor ``[R]``.
+    Cheap checks only (the engine calls this every step)."""
+    if not isinstance(out, Tensor) or not isinstance(y, Tensor) or out.shape != y.shape:
+        raise ValueError(f"out and y must be tensors of one shape [R, 2m], got {getattr(out, 'shape', out)!r} and "
+                         f"{getattr(y, 'shape', y)!r}")
     g = torch.as_tensor(gamma, dtype=out.dtype, device=out.device)
     if g.ndim == 1:
         g = g[:, None]
@@ -70,6 +81,12 @@ def train_fixed_readout(
     """Gradient descent on Eq. 3 over the first layer only (readout fixed to +-1), through
     :func:`cnnbias.engine.train`; stops at zero loss (a global minimum, where the gradient vanishes), after
     ``patience`` non-improving iterations, or at ``max_epochs``.  Returns the engine's ``TrainResult``."""
+    _check_train_args(W0, mask, y, gamma, max_epochs)
+    V.tensor("idx", idx, 3, kind="int")
+    V.floating_tensor("pats", pats, 2)
+    if pats.shape[1] != W0.shape[2]:
+        raise ValueError(f"pats must be [L, dim={W0.shape[2]}], got {tuple(pats.shape)}")
+    V.index_in_range("idx", idx, pats.shape[0])
     dev, dt = W0.device, W0.dtype
     gam = torch.as_tensor(gamma, dtype=dt).to(dev)
     pats, idx, mask, y = pats.to(dev, dt), idx.to(dev), mask.to(dev, dt), y.to(dev, dt)
@@ -85,11 +102,30 @@ def train_fixed_readout(
                  record=record, record_every=record_every)
 
 
+def _check_train_args(W0: Tensor, mask: Tensor, y: Tensor, gamma, max_epochs: int) -> None:
+    V.floating_tensor("W0", W0, 3)
+    if W0.shape[1] == 0 or W0.shape[1] % 2:
+        raise ValueError(f"W0 must have shape [R, 2K, dim] with K >= 1, got {tuple(W0.shape)}")
+    V.tensor("mask", mask, shape=(W0.shape[0], W0.shape[1]))
+    V.labels_pm1("y", y)
+    if y.dim() != 2 or y.shape[0] != W0.shape[0]:
+        raise ValueError(f"y must have shape [R={W0.shape[0]}, m], got {tuple(y.shape)}")
+    if isinstance(gamma, Tensor) and gamma.numel() != 1:
+        V.tensor("gamma", gamma, shape=(W0.shape[0],))
+        if not bool(((gamma > 0) & torch.isfinite(gamma)).all()):
+            raise ValueError("gamma must be positive and finite (every run)")
+    else:
+        V.positive("gamma", gamma)
+    V.integer("max_epochs", max_epochs, 1)
+
+
 def compress_to_sets(idx: Tensor, y: Tensor) -> tuple[Tensor, Tensor, Tensor]:
     """Group each run's training points by pattern set (App. C: N_W and its gradient depend on a point only through
     its pattern set).  ``idx [R, m, d], y [R, m]`` -> ``masks [R, U, 4]`` (bool), ``ys [R, U]`` and ``counts [R, U]``
     (number of training points with that set; 0 for padding rows).  The Eq. 3 loss of the compressed data with
     these counts equals the loss of the original data (:func:`eq3_loss_sets`)."""
+    V.tensor("idx", idx)
+    V.labels_pm1("y", y)
     if idx.ndim != 3 or y.shape != idx.shape[:2]:
         raise ValueError(f"idx must be [R, m, d] and y [R, m], got {tuple(idx.shape)} and {tuple(y.shape)}")
     s = X.pattern_set(idx)  # [R, m, 4]
@@ -136,6 +172,7 @@ def train_xord_sets(
     """Like :func:`train_fixed_readout` for XORD data, but on the pattern-set compression of the training set
     (:func:`compress_to_sets`): the same GD iterates (the tests check it against the dense network), fewer
     operations.  Returns the engine's ``TrainResult``."""
+    _check_train_args(W0, mask, y, gamma, max_epochs)
     dev, dt = W0.device, W0.dtype
     masks, ys, counts = compress_to_sets(idx.cpu(), y.cpu())
     masks, ys, counts, mask = masks.to(dev), ys.to(dev, dt), counts.to(dev, dt), mask.to(dev, dt)
@@ -170,6 +207,12 @@ def xord_channel_sweep(name: str, cfg: dict, channels: list[int], gammas: list[f
     ``train_error``, ``n_detected`` (c_d = 1e-4), ``epochs``.  ``device``: where to train (default CPU, float64;
     elsewhere ``config.dtype(device)``); data and initializations are always drawn on the CPU.
     """
+    _check_sweep_args(cfg, channels, R, groups, ("d", "m", "p_plus", "p_minus", "lr_c", "sigma_g", "max_epochs",
+                                                "patience"))
+    if isinstance(gammas, (str, bytes)) or not hasattr(gammas, "__len__") or len(gammas) == 0:
+        raise ValueError(f"gammas must be a non-empty list of margins > 0, got {gammas!r}")
+    for g_ in gammas:
+        V.positive("gammas[i]", g_)
     dev = torch.device(device or "cpu")
     dt = config.dtype(dev) if dev.type != "cpu" else torch.float64
 
@@ -208,6 +251,27 @@ def xord_channel_sweep(name: str, cfg: dict, channels: list[int], gammas: list[f
     return {k: torch.cat(v) for k, v in out.items()}
 
 
+def _check_sweep_args(cfg: dict, channels, R: int, groups, keys: tuple[str, ...]) -> None:
+    if not isinstance(cfg, dict):
+        raise TypeError(f"cfg must be a dict of settings, got {type(cfg).__name__}")
+    missing = [k for k in keys if k not in cfg]
+    if missing:
+        raise ValueError(f"cfg is missing the keys {missing} (needs {', '.join(keys)})")
+    V.integer("R", R, 1)
+    if isinstance(channels, (str, bytes)) or not hasattr(channels, "__iter__"):
+        raise ValueError(f"channels must be a list of even channel counts 2k >= 2, got {channels!r}")
+    for grp in groups if groups is not None else [channels]:
+        for c in grp:
+            V.integer("channels[i]", c, 2)
+            if c % 2:
+                raise ValueError(f"channels must be even (2k), got {c}")
+    for nm in ("lr_c", "sigma_g"):
+        V.positive(f"cfg[{nm!r}]", cfg[nm])
+    V.integer("cfg['max_epochs']", cfg["max_epochs"], 1)
+    if cfg["patience"] is not None:
+        V.integer("cfg['patience']", cfg["patience"], 1)
+
+
 def obd_channel_sweep(name: str, cfg: dict, channels: list[int], R: int, groups: list[list[int]] | None = None,
                       device: torch.device | str | None = None) -> dict[str, Tensor]:
     """Fig. 2a/2c: the OBD problem (App. A.4) with ``d1`` (cfg ``d1``), ``m`` points per class (pattern counts
@@ -217,6 +281,8 @@ def obd_channel_sweep(name: str, cfg: dict, channels: list[int], R: int, groups:
     seed).  Detection (Def. 5.1 generalized): pattern ``v`` is detected if ``sum_i relu(w(i).v) > 1e-4`` for
     positive patterns (``u`` for negative ones); ``n_detected`` counts the ``2 d1`` patterns.  ``device`` as in
     :func:`xord_channel_sweep`; results are returned on the CPU."""
+    _check_sweep_args(cfg, channels, R, groups, ("d1", "m", "n_test", "lr_c", "gamma", "sigma_g", "max_epochs",
+                                                "patience"))
     dev = torch.device(device or "cpu")
     dt = config.dtype(dev) if dev.type != "cpu" else torch.float64
 
@@ -271,6 +337,16 @@ def train_cnn(params: dict[str, Tensor], images: Tensor, labels: Tensor, lr: flo
     """Adam on the mean cross-entropy through :func:`cnnbias.engine.train` for a fixed number of epochs: full
     batch by default, minibatches of ``batch_size`` (per-run shuffles from ``shuffle_seeds``) for large training
     sets (paper scale on MNIST)."""
+    V.tensor("images", images, 4)
+    V.tensor("labels", labels, 2, kind="int")
+    if labels.shape != images.shape[:2]:
+        raise ValueError(f"images [R, n, H, W] and labels [R, n] must agree, got {tuple(images.shape)} and "
+                         f"{tuple(labels.shape)}")
+    V.index_in_range("labels", labels, 10)
+    V.integer("epochs", epochs, 1)
+    if batch_size is not None:
+        V.integer("batch_size", batch_size, 1)
+
     def loss_fn(p, batch):
         return S.cross_entropy(p, batch.take(images), batch.take(labels))
 
@@ -291,11 +367,18 @@ def cluster_filters(params: dict[str, Tensor], n_clusters: int = 4, seeds: list[
     returns the centres ``[R, n_clusters, 10]`` (first 9 entries: the 3x3 filter, last: the bias)."""
     from sklearn.cluster import KMeans  # heavy import, only when compressing
 
+    if not isinstance(params, dict) or "conv" not in params or "bias" not in params:
+        raise ValueError("params must be a dict with keys 'conv' [R, C, 9] and 'bias' [R, C]")
+    V.integer("n_clusters", n_clusters, 1)
     pts = torch.cat([params["conv"], params["bias"][..., None]], -1).detach().cpu().numpy()
     R, C, _ = pts.shape
     if n_clusters > C:
         raise ValueError(f"n_clusters must be <= the number of channels {C}, got {n_clusters}")
     seeds = list(range(R)) if seeds is None else seeds
+    if len(seeds) != R:
+        raise ValueError(f"seeds must hold one seed per run (R={R}), got {len(seeds)}")
+    for s_ in seeds:
+        V.integer("seeds[i]", s_)
     centres = np.stack([KMeans(n_clusters, n_init=10, random_state=int(s) % (2**31)).fit(pts[r]).cluster_centers_
                         for r, s in enumerate(seeds)])
     return torch.from_numpy(centres).to(params["conv"].dtype)
