@@ -14,6 +14,7 @@ import torch
 from torch import Tensor
 
 from cnnbias import config, engine, stats
+from cnnbias import validate as V
 from cnnbias.data import colored_digits as cd
 from cnnbias.data import patterns as pat
 from cnnbias.models.maxpool import forward_fixed
@@ -33,14 +34,10 @@ __all__ = [
 def init_W(k: int, d: int, sigma_g: float, gens: Sequence[torch.Generator],
            dtype: torch.dtype = torch.float64, device: torch.device | str | None = None) -> Tensor:
     """W_0 [R, 2k, d] with i.i.d. N(0, sigma_g^2) entries, run r drawn (on CPU) from ``gens[r]``."""
-    if int(k) < 1:
-        raise ValueError(f"k must be >= 1; got {k}")
-    if int(d) < 1:
-        raise ValueError(f"d must be >= 1; got {d}")
-    if not sigma_g > 0:
-        raise ValueError(f"sigma_g must be > 0; got {sigma_g}")
-    if len(gens) == 0:
-        raise ValueError("gens must hold one generator per run")
+    V.integer("k", k, 1)
+    V.integer("d", d, 1)
+    V.positive("sigma_g", sigma_g)
+    V.generators("gens", gens)
     W = torch.stack([sigma_g * torch.randn(2 * int(k), int(d), generator=g, dtype=torch.float64) for g in gens])
     return W.to(device=device, dtype=dtype)
 
@@ -71,6 +68,23 @@ def train_psi(
     """
     if (idx is None) == (X is None):
         raise ValueError("pass exactly one of idx (one-hot indices [R, m, n]) or X (dense [R, m, n, d])")
+    V.floating_tensor("W0", W0, 3)
+    if W0.shape[1] == 0 or W0.shape[1] % 2:
+        raise ValueError(f"W0 must have shape [R, 2k, d] with k >= 1, got {tuple(W0.shape)}")
+    V.labels_pm1("y", y)
+    if y.dim() != 2 or y.shape[1] == 0:
+        raise ValueError(f"y must have shape [R, m] with m >= 1, got {tuple(y.shape)}")
+    if idx is not None:
+        V.tensor("idx", idx, 3, kind="int")
+        V.index_in_range("idx", idx, W0.shape[2])
+    else:
+        V.floating_tensor("X", X, 4)
+        if X.shape[-1] != W0.shape[2]:
+            raise ValueError(f"X must have shape [R, m, n, d={W0.shape[2]}], got {tuple(X.shape)}")
+    V.integer("batch_size", batch_size, 1)
+    V.integer("max_epochs", max_epochs, 1)
+    V.nonnegative("loss_below", loss_below)
+    V.integer("check_every", check_every, 1)
     data = idx if idx is not None else X
     if data.shape[:2] != y.shape:
         raise ValueError(f"data [R, m, ...] and y [R, m] disagree: {tuple(data.shape)} vs {tuple(y.shape)}")
@@ -125,6 +139,11 @@ ELEMENT_BUDGET = 2e8  # largest [R, 2k, points, n] gather formed at once when ev
 def points_per_chunk(R: int, C: int, n: int, budget: float | None = None) -> int:
     """How many points to evaluate at once so that an [R, C, points, n] tensor stays within ``budget``
     (default: the module's ``ELEMENT_BUDGET``)."""
+    V.integer("R", R, 1)
+    V.integer("C", C, 1)
+    V.integer("n", n, 1)
+    if budget is not None:
+        V.positive("budget", budget)
     budget = ELEMENT_BUDGET if budget is None else budget
     return max(1, int(budget // max(1, R * C * n)))
 
@@ -132,9 +151,18 @@ def points_per_chunk(R: int, C: int, n: int, budget: float | None = None) -> int
 @torch.no_grad()
 def network_outputs(W: Tensor, idx: Tensor | None = None, X: Tensor | None = None, chunk: int = 2000) -> Tensor:
     """N_W on test points [R, m_test] (chunked over points to bound memory)."""
+    if (idx is None) == (X is None):
+        raise ValueError("pass exactly one of idx (one-hot indices [R, m, n]) or X (dense [R, m, n, d])")
+    V.floating_tensor("W", W, 3)
+    V.integer("chunk", chunk, 1)
+    if idx is not None:
+        V.tensor("idx", idx, 3, kind="int")
+        V.index_in_range("idx", idx, W.shape[2])
+    else:
+        V.tensor("X", X, 4)
     data = idx if idx is not None else X
-    if data is None:
-        raise ValueError("pass idx or X")
+    if data.shape[0] != W.shape[0]:
+        raise ValueError(f"data must have R={W.shape[0]} runs (one per network), got shape {tuple(data.shape)}")
     chunk = min(chunk, points_per_chunk(W.shape[0], W.shape[1], data.shape[2]))
     outs = []
     for a in range(0, data.shape[1], chunk):
@@ -147,6 +175,8 @@ def sample_runs(dist: str, m: int, n: int, d: int, gens: Sequence[torch.Generato
                 p: float | Sequence[float] | None = None) -> tuple[Tensor, Tensor]:
     """Index datasets [R, m, n], y [R, m] from D_u ("u"), D_vc ("vc", needs d = 2n) or D_p ("p", needs p: one
     value for all runs or one per run, so that runs with different p train as one program)."""
+    V.choice("dist", dist, ("u", "vc", "p"))
+    V.generators("gens", gens)
 
     if dist == "u":
         return pat.stack_runs(pat.sample_Du, gens, m=m, n=n, d=d)
@@ -180,6 +210,13 @@ def run_cell(experiment: str, dist: str, n: int, d: int, k: int, m: int, R: int,
     (smallest y N_W(x) over positive / negative test points), ``eq9`` (bool) and ``eq9_worst``.
     """
 
+    V.choice("dist", dist, ("u", "vc", "p"))
+    for nm, v in (("n", n), ("d", d), ("k", k), ("m", m), ("R", R), ("batch_size", batch_size),
+                  ("max_epochs", max_epochs), ("m_test", m_test), ("check_every", check_every)):
+        V.integer(nm, v, 1)
+    V.positive("lr", lr)
+    V.positive("sigma_g", sigma_g)
+    V.positive("b", b)
     cell = {"dist": dist, "n": n, "d": d, "k": k, "m": m, "lr": lr, "batch_size": batch_size,
             "max_epochs": max_epochs, "sigma_g": sigma_g, "m_test": m_test,
             "p": list(p) if isinstance(p, (list, tuple)) else p}
@@ -235,6 +272,15 @@ def run_digits(experiment: str, pools, m: int, R: int, *, k: int = 20, lr: float
     green detectors / mean strength of blue and red detectors), ``W`` and ``W0`` [R, 2k, d].
     """
 
+    if not isinstance(pools, cd.ColoredPools):
+        raise TypeError(f"pools must be a ColoredPools (see cnnbias.data.colored_digits.load_pools), got "
+                        f"{type(pools).__name__}")
+    for nm, v in (("m", m), ("R", R), ("k", k), ("max_epochs", max_epochs), ("m_test", m_test), ("n", n),
+                  ("n_ref", n_ref)):
+        V.integer(nm, v, 1)
+    V.positive("lr", lr)
+    if sigma_g is not None:
+        V.positive("sigma_g", sigma_g)
     cellcfg = {"m": m, "k": k, "lr": lr, "max_epochs": max_epochs, "sigma_g": sigma_g, "m_test": m_test,
                "source": pools.source}
     gens = config.generators(experiment, cellcfg, R)
@@ -282,6 +328,14 @@ def train_nw_sgd(idx: torch.Tensor, y: torch.Tensor, *, k: int, d: int, sigma_g:
     ``gens[r]``), constant step ``lr``, minibatches of ``batch_size``, stop once the training loss is
     below ``loss_below`` or after ``max_epochs`` epochs, on ``config.device()`` in ``config.dtype()``.
     Returns the engine's ``TrainResult`` with ``params`` moved back to the CPU in float64."""
+    V.tensor("idx", idx, 3, kind="int")
+    V.integer("k", k, 1)
+    V.integer("d", d, 1)
+    V.positive("sigma_g", sigma_g)
+    V.positive("lr", lr)
+    V.integer("batch_size", batch_size, 1)
+    V.integer("max_epochs", max_epochs, 1)
+    V.generators("gens", gens)
     R, m, _ = idx.shape
     if len(gens) != R:
         raise ValueError(f"gens must hold one generator per run ({R}), got {len(gens)}")
