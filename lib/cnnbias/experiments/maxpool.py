@@ -63,6 +63,7 @@ import numpy as np
 import torch
 
 from cnnbias import config, engine
+from cnnbias import validate as V
 from cnnbias.data import patterns as P
 from cnnbias.data.digit_patterns import sample_digit_patterns, split_pools
 from cnnbias.data.digits import load_digits
@@ -90,8 +91,10 @@ __all__ = ["compare_models", "conv_forward", "conv_init", "svm_fit_predict", "tr
 def sphere_init(k: int, d: int, r: float, gens: Sequence[torch.Generator], dtype=torch.float64):
     """``W [R, k, d]`` uniform on the sphere of radius ``r``, ``a [R, k]`` uniform in {-1, +1}, each run
     from its own generator (W and a independent)."""
-    if int(k) < 1 or int(d) < 2 or not r > 0:
-        raise ValueError(f"need k >= 1, d >= 2 and r > 0; got k={k}, d={d}, r={r}")
+    V.integer("k", k, 1)
+    V.integer("d", d, 2)
+    V.positive("r", r)
+    V.generators("gens", gens)
     Ws, As = [], []
     for g in gens:
         w = torch.randn(k, d, generator=g, dtype=torch.float64)
@@ -102,6 +105,10 @@ def sphere_init(k: int, d: int, r: float, gens: Sequence[torch.Generator], dtype
 
 def lucky_masks(W: torch.Tensor, a: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Boolean ``[R, k]`` masks of ``W_t^+ ∩ A^+`` and ``W_t^- ∩ A^-`` (Eq. 6), ``W`` in the pattern basis."""
+    V.floating_tensor("W", W, 3)
+    if W.shape[2] < 2:
+        raise ValueError(f"W must have shape [R, k, d] with d >= 2 patterns, got {tuple(W.shape)}")
+    V.tensor("a", a, shape=(W.shape[0], W.shape[1]))
     plus_scores = W.clone()
     plus_scores[..., 1] = -math.inf
     minus_scores = W.clone()
@@ -113,18 +120,24 @@ def lucky_masks(W: torch.Tensor, a: torch.Tensor) -> tuple[torch.Tensor, torch.T
 
 def lucky_probability(d: int) -> float:
     """``P(i in W_0^+ ∩ A^+) = (1 - 2^{-d+1}) / (2(d-1))`` (Lemma 5.2 / App. B), for ``l = d`` patterns."""
-    if int(d) < 3:
-        raise ValueError(f"d must be >= 3, got {d}")
+    V.integer("d", d, 3)
     return (1 - 2.0 ** (-d + 1)) / (2 * (d - 1))
 
 
 def hoeffding_bound(k: int, d: int) -> float:
     """Eq. 13: ``P(| |W_0^+ ∩ A^+|/k - p | > 1/(4d)) <= 2 exp(-2 k (1/(4d))^2)``."""
+    V.integer("k", k, 1)
+    V.integer("d", d, 1)
     return 2 * math.exp(-2 * k / (4 * d) ** 2)
 
 
 def theorem_conditions(k: int, d: int, T1: int, eta1: float, eta2: float, r: float) -> dict[str, bool]:
     """The assumptions of Theorem 5.1."""
+    V.integer("k", k, 1)
+    V.integer("d", d, 1)
+    V.integer("T1", T1)
+    for nm, v in (("eta1", eta1), ("eta2", eta2), ("r", r)):
+        V.finite(nm, v)
     return {
         "T1 > 0": T1 > 0,
         "eta1 <= 1/(4k(T1+1))": eta1 <= 1 / (4 * k * (T1 + 1)) * (1 + 1e-12),
@@ -137,6 +150,9 @@ def theorem_conditions(k: int, d: int, T1: int, eta1: float, eta2: float, r: flo
 def default_hparams(d: int, T1: int, eta2_fraction: float = 0.5) -> dict[str, float]:
     """The largest settings the theorem allows: ``k = 8 d^3 + 1``, ``eta1 = 1/(4k(T1+1))``,
     ``r = eta1/200``, ``eta2 = eta2_fraction * 8k``."""
+    V.integer("d", d, 1)
+    V.integer("T1", T1, 1)
+    V.positive("eta2_fraction", eta2_fraction)
     k = 8 * d**3 + 1
     eta1 = 1 / (4 * k * (T1 + 1))
     return {"k": k, "eta1": eta1, "r": eta1 / 200, "eta2": eta2_fraction * 8 * k, "T1": T1}
@@ -144,11 +160,14 @@ def default_hparams(d: int, T1: int, eta2_fraction: float = 0.5) -> dict[str, fl
 
 def split(m: int) -> int:
     """``m1 = ceil(m / 2)``: ``S1`` is the first ``m1`` points."""
+    V.integer("m", m, 1)
     return (int(m) + 1) // 2
 
 
 def eq14_holds(y: torch.Tensor, mask1: torch.Tensor) -> torch.Tensor:
     """Eq. 14 (the event the proof of Lemma C.3 conditions on; read as ``|S1^+|, |S1^-| >= m1/3``)."""
+    V.labels_pm1("y", y)
+    V.tensor("mask1", mask1, shape=tuple(y.shape))
     m1 = mask1.sum(-1)
     return (((y > 0) * mask1).sum(-1) >= m1 / 3) & (((y < 0) * mask1).sum(-1) >= m1 / 3)
 
@@ -179,6 +198,18 @@ def lw_cnn(idx: torch.Tensor, y: torch.Tensor, *, k: int, d: int, T1: int, T2: i
     so runs with different training-set sizes train in one batch (0/1 masks, per-run mean losses)."""
     if idx.dim() != 3 or y.shape != idx.shape[:2]:
         raise ValueError(f"idx must be [R, m, n] and y [R, m]; got {tuple(idx.shape)}, {tuple(y.shape)}")
+    V.tensor("idx", idx, kind="int")
+    V.labels_pm1("y", y)
+    V.integer("d", d, 2)
+    V.index_in_range("idx", idx, d)
+    V.integer("k", k, 1)
+    V.integer("T1", T1, 1)
+    V.integer("T2", T2, 1)
+    for nm, v in (("eta1", eta1), ("eta2", eta2), ("r", r)):
+        V.positive(nm, v)
+    V.integer("record_W_every", record_W_every, 1)
+    V.integer("record_loss_every", record_loss_every, 1)
+    V.generators("gens", gens)
     R, m, _ = idx.shape
     if len(gens) != R:
         raise ValueError(f"gens must hold one generator per run ({R}), got {len(gens)}")
@@ -263,11 +294,16 @@ def dynamics_checks(res: LWResult) -> dict[str, torch.Tensor]:
 
 def representation(W: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
     """``z(x)_i = max_j relu(w_i . x[j])``: ``[R, m, k]`` (App. E)."""
+    V.floating_tensor("W", W, 3)
+    V.tensor("idx", idx, 3, kind="int")
+    V.index_in_range("idx", idx, W.shape[2])
     return maxpool.responses(W, idx=idx)
 
 
 def v_star(res: LWResult) -> torch.Tensor:
     """The separator of the proof (App. E): ``+-80 d / (k eta1 T1)`` on the lucky sets, 0 elsewhere: ``[R, k]``."""
+    if not isinstance(res, LWResult):
+        raise TypeError(f"res must be an LWResult (see lw_cnn), got {type(res).__name__}")
     hp = res.hp
     lp, lm = lucky_masks(res.W0, res.a0)
     c = 80 * hp["d"] / (hp["k"] * hp["eta1"] * hp["T1"])
@@ -288,6 +324,9 @@ def conv_forward(params: dict[str, torch.Tensor], X=None, idx=None, patterns=Non
 
 def conv_init(C: int, d: int, gens: Sequence[torch.Generator], dtype=torch.float64) -> dict[str, torch.Tensor]:
     """PyTorch-default init: ``W`` uniform in ``+-1/sqrt(d)``, ``a`` uniform in ``+-1/sqrt(C)``."""
+    V.integer("C", C, 1)
+    V.integer("d", d, 1)
+    V.generators("gens", gens)
     W = torch.stack([(2 * torch.rand(C, d, generator=g, dtype=torch.float64) - 1) / math.sqrt(d) for g in gens])
     a = torch.stack([(2 * torch.rand(C, generator=g, dtype=torch.float64) - 1) / math.sqrt(C) for g in gens])
     return {"W": W.to(dtype), "a": a.to(dtype)}
@@ -319,6 +358,18 @@ def svm_fit_predict(Xtr: np.ndarray, ytr: np.ndarray, Xte: np.ndarray, C: float 
     """Hard-margin (large ``C``) linear SVM: returns ``(train scores, test scores)``."""
     from sklearn.svm import SVC
 
+    V.positive("C", C)
+    V.integer("max_iter", max_iter, 1)
+    try:  # checked on float copies; the arrays themselves go to scikit-learn unchanged
+        xa, ya, ta = np.asarray(Xtr, dtype=float), np.asarray(ytr, dtype=float), np.asarray(Xte, dtype=float)
+    except (TypeError, ValueError):
+        raise TypeError("Xtr, ytr and Xte must be numeric arrays") from None
+    if xa.ndim != 2 or ta.ndim != 2 or ya.shape != (xa.shape[0],) or ta.shape[1] != xa.shape[1] or not len(ya):
+        raise ValueError(f"need Xtr [m, D] (m >= 1), ytr [m] and Xte [m', D]; got {xa.shape}, {ya.shape}, {ta.shape}")
+    if not np.all((ya == 1) | (ya == -1)):
+        raise ValueError("ytr must hold only labels -1 and +1")
+    if not (np.all(np.isfinite(xa)) and np.all(np.isfinite(ta))):
+        raise ValueError("Xtr and Xte must hold only finite values")
     if len(np.unique(ytr)) < 2:  # one class only: predict it everywhere
         s = float(ytr[0])
         return np.full(len(ytr), s), np.full(len(Xte), s)
@@ -429,6 +480,12 @@ def pattern_runs(sizes: Sequence[int], reps: int, *, n: int, d: int, l: int | No
     (with ``patterns [R, l, d]``), noisy data as dense patches (``patterns`` None).
     Returns ``(train, test, patterns)`` for :func:`compare_models`."""
 
+    _check_sizes_reps(sizes, reps)
+    V.integer("n", n, 1)
+    V.integer("d", d, 1)
+    V.nonnegative("noise", noise)
+    V.integer("m_test", m_test, 1)
+    V.generators("gens", gens)
     l = d if l is None else l
     if len(gens) != reps * len(sizes):
         raise ValueError(f"need one generator per run ({reps * len(sizes)}), got {len(gens)}")
@@ -448,11 +505,23 @@ def pattern_runs(sizes: Sequence[int], reps: int, *, n: int, d: int, l: int | No
     return train, test, (torch.stack(pats) if noise == 0 else None)
 
 
+def _check_sizes_reps(sizes: Sequence[int], reps: int) -> None:
+    if isinstance(sizes, (str, bytes)) or not hasattr(sizes, "__len__") or len(sizes) == 0:
+        raise ValueError(f"sizes must be a non-empty list of training-set sizes (integers >= 1), got {sizes!r}")
+    for s_ in sizes:
+        V.integer("sizes[i]", s_, 1)
+    V.integer("reps", reps, 1)
+
+
 def digit_runs(sizes: Sequence[int], reps: int, *, n: int = 4, m_test: int = 1000,
                gens: Sequence[torch.Generator], pos: int = 3, neg: int = 5, root=None):
     """Datasets of Fig. 3c: images of ``n`` digits (:mod:`cnnbias.data.digit_patterns`); each run splits
     the digit images into train / test pools with its own generator.  Returns ``(train, test, source)``."""
 
+    _check_sizes_reps(sizes, reps)
+    V.integer("n", n, 1)
+    V.integer("m_test", m_test, 1)
+    V.generators("gens", gens, reps * len(sizes))
     images, labels, source = load_digits(root)
     images, labels = torch.as_tensor(images), torch.as_tensor(labels)
     train, test = [], []
@@ -465,6 +534,11 @@ def digit_runs(sizes: Sequence[int], reps: int, *, n: int = 4, m_test: int = 100
 
 def by_size(values: torch.Tensor, reps: int, n_sizes: int) -> tuple[np.ndarray, np.ndarray]:
     """Mean and standard deviation over repetitions of per-run values ordered ``rep * n_sizes + s``."""
-    v = torch.as_tensor(values, dtype=torch.float64).reshape(reps, n_sizes)
+    V.integer("reps", reps, 1)
+    V.integer("n_sizes", n_sizes, 1)
+    v = torch.as_tensor(values, dtype=torch.float64)
+    if v.numel() != reps * n_sizes:
+        raise ValueError(f"values must hold reps * n_sizes = {reps * n_sizes} per-run values, got {v.numel()}")
+    v = v.reshape(reps, n_sizes)
     sd = v.std(0) if reps > 1 else torch.zeros(n_sizes, dtype=torch.float64)
     return v.mean(0).numpy(), sd.numpy()
