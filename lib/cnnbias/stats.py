@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import math
+import numbers
 
 import numpy as np
 import torch
@@ -21,7 +22,11 @@ def mean_se(x, dim: int = 0):
 
     With a single sample the standard error is 0 (there is nothing to estimate it from).
     """
+    if isinstance(dim, bool) or not isinstance(dim, numbers.Integral):
+        raise TypeError(f"dim must be an integer axis, got {dim!r}")
     if isinstance(x, torch.Tensor):
+        if not -max(x.dim(), 1) <= dim < max(x.dim(), 1) or x.dim() == 0:
+            raise ValueError(f"dim must be an axis of x (x has shape {tuple(x.shape)}), got {dim}")
         n = x.shape[dim]
         if n == 0:
             raise ValueError("mean_se needs at least one sample along dim")
@@ -29,6 +34,8 @@ def mean_se(x, dim: int = 0):
         se = x.std(dim, unbiased=True) / math.sqrt(n) if n > 1 else torch.zeros_like(mean)
         return mean, se
     arr = np.asarray(x, dtype=float)
+    if not -max(arr.ndim, 1) <= dim < max(arr.ndim, 1) or arr.ndim == 0:
+        raise ValueError(f"dim must be an axis of x (x has shape {arr.shape}), got {dim}")
     n = arr.shape[dim]
     if n == 0:
         raise ValueError("mean_se needs at least one sample along dim")
@@ -51,7 +58,12 @@ def error_rate(scores, y, dim: int = -1):
     yy = _as_tensor(y).to(s.dtype if s.is_floating_point() else torch.float64)
     if not torch.all((yy == 1) | (yy == -1)):
         raise ValueError("y must contain only labels +1 and -1")
-    margin = yy * s
+    if s.is_floating_point() and not bool(torch.isfinite(s).all()) and bool(torch.isnan(s).any()):
+        raise ValueError("scores must not contain NaN (a NaN score is neither right nor wrong)")
+    try:
+        margin = yy * s
+    except RuntimeError:
+        raise ValueError(f"scores {tuple(s.shape)} and y {tuple(yy.shape)} must broadcast") from None
     err = (margin < 0).to(torch.float64) + 0.5 * (s == 0).to(torch.float64)
     return err.mean(dim)
 
@@ -69,4 +81,6 @@ def spearman(x, y) -> float:
     b = np.asarray(y, dtype=float).ravel()
     if a.shape != b.shape or a.size < 3:
         raise ValueError("spearman needs two samples of equal length >= 3")
+    if np.isnan(a).any() or np.isnan(b).any():
+        raise ValueError("spearman needs NaN-free samples x and y")
     return float(spearmanr(a, b).statistic)
