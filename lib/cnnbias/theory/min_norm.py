@@ -17,6 +17,8 @@ import itertools
 import numpy as np
 import torch
 
+from cnnbias import validate as V
+
 __all__ = ["closed_form_min_norm_squared", "min_norm_squared", "support_D"]
 
 
@@ -24,6 +26,8 @@ def support_D(n: int, l: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Every point of the support of ``D`` (max-pooling paper, Sec. 3) as pattern indices:
     ``idx [N, n]``, ``y [N]`` with ``N = 2 n (l-2)^(n-1)`` (position of the discriminative pattern
     times the spurious patterns at the other positions)."""
+    V.integer("n", n)
+    V.integer("l", l)
     n, l = int(n), int(l)
     if n < 1 or l < 3:
         raise ValueError(f"need n >= 1 and l >= 3, got n={n}, l={l}")
@@ -49,8 +53,13 @@ def min_norm_squared(X: np.ndarray | torch.Tensor, y: np.ndarray | torch.Tensor,
 
     X = np.asarray(X, dtype=float)
     y = np.asarray(y, dtype=float)
-    if X.ndim != 2 or y.shape != (X.shape[0],):
-        raise ValueError(f"X must be [N, D] and y [N]; got {X.shape}, {y.shape}")
+    if X.ndim != 2 or y.shape != (X.shape[0],) or X.shape[0] == 0:
+        raise ValueError(f"X must be [N, D] and y [N] (N >= 1); got {X.shape}, {y.shape}")
+    if not np.all((y == 1) | (y == -1)):
+        raise ValueError("y must hold only labels -1 and +1")
+    if not np.all(np.isfinite(X)):
+        raise ValueError("X must hold only finite values")
+    V.positive("tol", tol)
     A = y[:, None] * X
     # start from the least-squares solution of A w = 1 (often close)
     w0 = np.linalg.lstsq(A, np.ones(len(y)), rcond=None)[0]
@@ -65,4 +74,5 @@ def min_norm_squared(X: np.ndarray | torch.Tensor, y: np.ndarray | torch.Tensor,
 
 def closed_form_min_norm_squared(n: int) -> float:
     """``2n``: attained by ``w[i] = o_1 - o_2`` and matched by the sharpened lower bound (module doc)."""
+    V.integer("n", n, 1)
     return 2.0 * int(n)

@@ -18,12 +18,18 @@ from math import gcd
 import torch
 from torch import Tensor
 
+from cnnbias import validate as V
+
 
 def _support(A: Tensor, atol: float) -> Tensor:
-    if A.ndim != 2 or A.shape[0] != A.shape[1]:
+    V.tensor("A", A)
+    V.nonnegative("atol", atol)
+    if A.ndim != 2 or A.shape[0] != A.shape[1] or A.shape[0] == 0:
         raise ValueError(f"A must be a square matrix, got shape {tuple(A.shape)}")
     if bool((A < -atol).any()):
         raise ValueError("A must be non-negative")
+    if A.dtype.is_floating_point and bool(torch.isnan(A).any()):
+        raise ValueError("A must not contain NaN")
     return A.abs() > atol
 
 
@@ -85,8 +91,12 @@ def paper_sufficient(A: Tensor, atol: float = 0.0) -> bool:
 
 def is_primitive_batch(A: Tensor, atol: float = 0.0) -> Tensor:
     """Batched Definition-3 test for A [R, k, k] >= 0: bool [R], boolean powers up to Wielandt's bound."""
-    if A.ndim != 3 or A.shape[-1] != A.shape[-2]:
-        raise ValueError(f"A must have shape [R, k, k], got {tuple(A.shape)}")
+    V.tensor("A", A)
+    V.nonnegative("atol", atol)
+    if A.ndim != 3 or A.shape[-1] != A.shape[-2] or A.shape[-1] == 0:
+        raise ValueError(f"A must have shape [R, k, k] (k >= 1), got {tuple(A.shape)}")
+    if A.dtype.is_floating_point and bool(torch.isnan(A).any()):
+        raise ValueError("A must not contain NaN")
     B = (A.abs() > atol).to(torch.float64)
     k = B.shape[-1]
     P = B.clone()

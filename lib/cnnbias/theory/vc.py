@@ -25,6 +25,8 @@ import math
 
 import torch
 
+from cnnbias import validate as V
+
 __all__ = [
     "all_labelings",
     "bits",
@@ -42,6 +44,7 @@ __all__ = [
 
 
 def _check_n(n: int) -> int:
+    V.integer("n", n)
     n = int(n)
     if n < 2:
         raise ValueError(f"n must be an integer >= 2 (Theorem 4.2 needs d = 2n, n >= 2), got {n}")
@@ -69,6 +72,8 @@ def shattered_set(n: int, last: int | str = 0) -> torch.Tensor:
     j = torch.arange(1, n).unsqueeze(0)  # 1..n-1
     spur = torch.where(I == 1, 2 * j, 2 * j + 1)
     N = I.shape[0]
+    if isinstance(last, bool):
+        raise ValueError(f"last must be 0, 1 or 'alternate', got {last!r}")
     if last in (0, 1):
         tail = torch.full((N, 1), int(last), dtype=torch.long)
     elif last == "alternate":
@@ -80,6 +85,7 @@ def shattered_set(n: int, last: int | str = 0) -> torch.Tensor:
 
 def all_labelings(N: int) -> torch.Tensor:
     """All ``2^N`` labelings of ``N`` points, ``[2^N, N]`` in ``{+1, -1}`` (float64)."""
+    V.integer("N", N)
     N = int(N)
     if not 1 <= N <= 20:
         raise ValueError(f"N must be in 1..20 (2^N labelings are enumerated), got {N}")
@@ -90,8 +96,7 @@ def all_labelings(N: int) -> torch.Tensor:
 
 def system_matrix(N: int, dtype: torch.dtype = torch.float64) -> torch.Tensor:
     """The matrix of the linear system (Eq. 5): all-ones minus identity, ``[N, N]``."""
-    if int(N) < 2:
-        raise ValueError(f"N must be >= 2, got {N}")
+    V.integer("N", N, 2)
     return torch.ones(N, N, dtype=dtype) - torch.eye(N, dtype=dtype)
 
 
@@ -101,7 +106,11 @@ def solve_alpha(y: torch.Tensor, method: str = "closed") -> torch.Tensor:
     Equation ``I``: ``sum_{I' != I} alpha_{I'} = y_{I^c}``.  ``method="closed"`` uses the
     Sherman-Morrison inverse ``-Id + J/(N-1)``; ``method="solve"`` calls ``torch.linalg.solve``.
     """
+    V.choice("method", method, ("closed", "solve"))
     y = torch.as_tensor(y, dtype=torch.float64)
+    V.labels_pm1("y", y)
+    if y.dim() == 0:
+        raise ValueError("y must have shape [..., N], got a 0-d tensor")
     N = y.shape[-1]
     if N < 2 or N & (N - 1):
         raise ValueError(f"the last axis of y must have length 2^(n-1) >= 2, got {N}")
@@ -148,6 +157,9 @@ def verify_shattering(n: int, chunk: int = 4096, forward=None) -> dict:
     n = _check_n(n)
     if n > 5:
         raise ValueError(f"n must be <= 5 (2^(2^(n-1)) labelings are enumerated), got {n}")
+    V.integer("chunk", chunk, 1)
+    if forward is not None and not callable(forward):
+        raise TypeError(f"forward must be None or a callable forward(W, idx), got {type(forward).__name__}")
     if forward is None:
         from cnnbias.models.maxpool import forward_fixed
 
@@ -178,6 +190,8 @@ def vc_upper_bound(n: int, d: int) -> int:
     input of the support is determined by its set of ``n`` distinct patterns, so at most
     ``binom(d, n)`` distinct inputs exist (for distributions whose patterns in an image are distinct,
     e.g. ``D_u``, ``D_vc``)."""
+    V.integer("n", n)
+    V.integer("d", d)
     n, d = int(n), int(d)
     if not 1 <= n < d:
         raise ValueError(f"need 1 <= n < d, got n={n}, d={d}")
@@ -191,7 +205,12 @@ def detection_sums(W: torch.Tensor, patterns: torch.Tensor, exclude: int) -> tor
     ``P_s ∪ P_+``), ``exclude=0`` gives ``M^-``.  Returns ``[..., l]`` with 0 at ``exclude``.
     Ties are broken towards the lowest index (the paper assigns ties arbitrarily).
     """
-    if exclude not in (0, 1):
+    V.floating_tensor("W", W)
+    V.floating_tensor("patterns", patterns, 2)
+    if W.dim() < 2 or W.shape[-1] != patterns.shape[1] or patterns.shape[0] < 2:
+        raise ValueError(f"W must be [..., C, d] and patterns [l >= 2, d] with the same d, got {tuple(W.shape)} and "
+                         f"{tuple(patterns.shape)}")
+    if isinstance(exclude, bool) or exclude not in (0, 1):
         raise ValueError(f"exclude must be 0 (for M^-) or 1 (for M^+), got {exclude}")
     dots = W @ patterns.to(W.dtype).T  # [..., C, l]
     masked = dots.clone()
@@ -228,7 +247,13 @@ def fit_by_shattering(
     Returns ``(W [2N, d], labels [N])``.
     """
     n = _check_n(n)
+    V.labels_pm1("y", torch.as_tensor(y))
+    if unseen_label not in (1, -1) or isinstance(unseen_label, bool):
+        raise ValueError(f"unseen_label must be +1 or -1, got {unseen_label!r}")
     I = config_index(idx, n)  # [m]
+    if torch.as_tensor(y).shape != I.shape:
+        raise ValueError(f"y must hold one label per training point ({I.shape[0]}), got shape "
+                         f"{tuple(torch.as_tensor(y).shape)}")
     N = 2 ** (n - 1)
     votes = torch.zeros(N, dtype=torch.float64).index_add_(0, I, torch.as_tensor(y, dtype=torch.float64))
     labels = torch.where(votes > 0, 1.0, torch.where(votes < 0, -1.0, float(unseen_label)))
@@ -241,6 +266,10 @@ def config_index(idx: torch.Tensor, n: int) -> torch.Tensor:
     patterns, d = 2n): ``I[j] = 1`` iff pattern ``2j`` (0-based) is present, ``j = 1..n-1``."""
     n = _check_n(n)
     idx = torch.as_tensor(idx)
+    V.tensor("idx", idx, 2, kind="int")
+    if idx.shape[1] != n:
+        raise ValueError(f"idx must have shape [m, n={n}], got {tuple(idx.shape)}")
+    V.index_in_range("idx", idx, 2 * n)
     present = torch.zeros(idx.shape[0], 2 * n, dtype=torch.bool)
     present.scatter_(1, idx, True)
     j = torch.arange(1, n)
