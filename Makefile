@@ -31,8 +31,10 @@ MATHJAX_STAMP := $(MATHJAX_DIR)/.mathjax-$(MATHJAX_VERSION)
 
 # Every variable that changes stored outputs is fixed here, whatever the caller's shell exports:
 # scale, device, dtype, threads (one torch thread per kernel), no MNIST folder (bundled digits).
+# THREADS (default 1) may be raised to check that outputs do not depend on it (make test-nbval THREADS=2).
+THREADS ?= 1
 BOOK_ENV := env -u CNNBIAS_MNIST_DIR CNNBIAS_SCALE=book CNNBIAS_DEVICE=cpu CNNBIAS_DTYPE=float64 \
-  CNNBIAS_THREADS=1 CNNBIAS_PROGRESS=0 PYTHONHASHSEED=0
+  CNNBIAS_THREADS=$(THREADS) CNNBIAS_PROGRESS=0 PYTHONHASHSEED=0
 # Notebooks executed (or checked by nbval) at once, one kernel each with one thread.
 JOBS ?= 2
 # ATEN_CPU_CAPABILITY for nbval: empty = this CPU's native kernels; `default` or `avx2` forces a path.
@@ -108,7 +110,7 @@ test-lib: setup
 	$(PY) -m pytest tests/ -q -m "not book and not browser" -p no:cacheprovider
 
 test-nbval: setup
-	$(BOOK_ENV) ATEN_CPU_CAPABILITY=$(ATEN) $(PY) -m pytest --nbval --nbval-current-env --nbval-cell-timeout=$(TIMEOUT) \
+	$(BOOK_ENV) $(if $(ATEN),ATEN_CPU_CAPABILITY=$(ATEN)) $(PY) -m pytest --nbval --nbval-current-env --nbval-cell-timeout=$(TIMEOUT) \
 	  --nbval-sanitize-with tests/nbval_sanitize.cfg -p no:cacheprovider -q -n $(JOBS) --dist loadfile book/
 
 test-html: html-stored

@@ -99,3 +99,16 @@ def test_residual_claim_records_the_bound():
     bad = c.residual("demo.s", "identity", 2e-9, 1e-12)
     assert ok.passed and ok.measured == "< 1e-12" and ok.values == {"bound": 1e-12}
     assert not bad.passed and bad.values == {"value": 2e-9}
+
+
+def test_library_checks_are_reported_apart(capsys):
+    c = Claims("demo")
+    c.at_least("demo.a", "a claim", 1.0, 0.5)
+    c.checks.residual("demo.identity", "an identity of the code", 1e-16, 1e-12)
+    b = c.bundle()
+    assert [r["id"] for r in b[CLAIMS_MIME]["claims"]] == ["demo.a"]
+    assert [r["id"] for r in b[CLAIMS_MIME]["checks"]] == ["demo.identity"]
+    assert "Library checks" in b["text/plain"] and "demo: 1 of 1 checks pass" in b["text/plain"]
+    assert len(c) == 1 and c.checks.kind == "check"
+    with pytest.raises(ValueError, match="kind"):
+        Claims("demo", kind="other")

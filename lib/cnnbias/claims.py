@@ -179,12 +179,28 @@ class Claims:
     produced the chapter's numbers).
     """
 
-    def __init__(self, prefix: str, scale: str | None = None):
+    def __init__(self, prefix: str, scale: str | None = None, kind: str = "claim"):
         if not re.fullmatch(r"[A-Za-z0-9_]+", prefix or ""):
             raise ValueError(f"prefix must be a word such as 'convlin', got {prefix!r}")
+        if kind not in ("claim", "check"):
+            raise ValueError(f"kind must be 'claim' or 'check', got {kind!r}")
         self.prefix = prefix
         self.scale = scale or _scale()
+        self.kind = kind
         self._claims: list[Claim] = []
+        self._checks: Claims | None = None
+
+    @property
+    def checks(self) -> Claims:
+        """The chapter's *library checks*: comparisons that verify the code (an equivalence, a generator's
+        design, a residual of an identity the implementation relies on), not claims of the paper.  Same
+        API; shown by :meth:`report` in a separate table and recorded under ``"checks"``, never counted
+        among the claims.  Each has a unit test in ``tests/`` as well."""
+        if self.kind != "claim":
+            raise ValueError("a checks collection has no checks of its own")
+        if self._checks is None:
+            self._checks = Claims(self.prefix, self.scale, kind="check")
+        return self._checks
 
     # -- adding -------------------------------------------------------------------------------
     def _add(self, claim: Claim) -> Claim:
@@ -280,7 +296,7 @@ class Claims:
             out.append(c.line())
             if statements:
                 out.append(f"    {c.statement}")
-        out.append(f"{self.prefix}: {self.n_passed} of {len(self._claims)} claims pass")
+        out.append(f"{self.prefix}: {self.n_passed} of {len(self._claims)} {self.kind}s pass")
         return "\n".join(out)
 
     def html(self) -> str:
@@ -296,13 +312,18 @@ class Claims:
             '<table class="cnnbias-claims"><thead><tr><th>claim</th><th>status</th><th>measured</th>'
             "<th>paper</th><th>tolerance</th><th>statement</th></tr></thead><tbody>"
             + "".join(rows)
-            + f"</tbody></table><p>{esc(self.prefix)}: {self.n_passed} of {len(self._claims)} claims pass "
+            + f"</tbody></table><p>{esc(self.prefix)}: {self.n_passed} of {len(self._claims)} {self.kind}s pass "
             f"(scale {esc(self.scale)}).</p>")
 
     def bundle(self) -> dict:
-        """The display bundle of :meth:`report`: text, HTML table and the JSON records."""
-        return {"text/plain": self.text(), "text/html": self.html(),
-                CLAIMS_MIME: {"claims": self.as_records()}}
+        """The display bundle of :meth:`report`: text, HTML table and the JSON records (claims, and the
+        library checks under ``"checks"`` when there are any)."""
+        text, page, payload = self.text(), self.html(), {"claims": self.as_records()}
+        if self._checks is not None and len(self._checks):
+            text += "\nLibrary checks (tests of the code, not claims of the paper):\n" + self._checks.text()
+            page += "<p>Library checks (tests of the code, not claims of the paper):</p>" + self._checks.html()
+            payload["checks"] = self._checks.as_records()
+        return {"text/plain": text, "text/html": page, CLAIMS_MIME: payload}
 
     def report(self, statements: bool = True) -> None:
         """Show the claims: in IPython one display bundle (text, HTML table, JSON records); else print
@@ -315,6 +336,6 @@ class Claims:
         except ImportError:  # pragma: no cover - IPython is a dependency of the book extra
             get_ipython = lambda: None  # noqa: E731
         if get_ipython() is None:
-            print(self.text(statements))
+            print(self.bundle()["text/plain"] if statements else self.text(False))
             return
         display(self.bundle(), raw=True)
