@@ -328,8 +328,8 @@ class Claims:
     def report(self, statements: bool = True) -> None:
         """Show the claims: in IPython one display bundle (text, HTML table, JSON records); else print
         the readable lines."""
-        if not self._claims:
-            raise ValueError("no claims to report")
+        if not self._claims and (self._checks is None or not len(self._checks)):
+            raise ValueError("no claims or checks to report")
         try:
             from IPython import get_ipython
             from IPython.display import display

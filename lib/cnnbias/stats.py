@@ -4,6 +4,9 @@
 - :func:`error_rate`: the 0-1 error with ties counted 1/2, as in Eq. (1) of the conv-linear paper:
   ``err = mean_i [ 1{y_i s_i < 0} + 1/2 1{s_i = 0} ]`` for scores ``s`` and labels ``y`` in {+1, -1}.
 - :func:`spearman`: Spearman rank correlation (average ranks for ties).
+- :func:`near_max_threshold`, :func:`argmax_robust`: the library's one definition of a near-tie in a
+  maximum (relative tolerance :data:`TIE_RTOL`), so that which entry wins does not depend on the
+  last bit of a float.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ import numbers
 import numpy as np
 import torch
 
-__all__ = ["mean_se", "error_rate", "accuracy", "spearman"]
+__all__ = ["mean_se", "margin_errors", "error_rate", "accuracy", "spearman", "TIE_RTOL", "near_max_threshold", "argmax_robust"]
 
 
 def mean_se(x, dim: int = 0):
@@ -48,11 +51,32 @@ def _as_tensor(x) -> torch.Tensor:
     return x if isinstance(x, torch.Tensor) else torch.as_tensor(np.asarray(x))
 
 
-def error_rate(scores, y, dim: int = -1):
-    """Error with ties counted 1/2: ``mean(1{y s < 0} + 0.5 * 1{s == 0})`` along ``dim``.
+def margin_errors(margins, dim: int = -1, rtol: float | None = None) -> torch.Tensor:
+    """Per-example 0-1 error of margins ``z = y s`` with ties counted 1/2 (Eq. 1 of the conv-linear paper):
+    ``1`` if ``z < -tol``, ``1/2`` if ``|z| <= tol``, ``0`` otherwise, with ``tol = rtol * max |z|`` along
+    ``dim`` (``rtol`` defaults to :data:`TIE_RTOL`).
+
+    The tolerance is the library's one definition of a tie at zero: a margin that is zero in exact
+    arithmetic but computed as +-1e-17 by one CPU's kernels and as 0 by another's counts 1/2 on both.
+    """
+    z = _as_tensor(margins)
+    r = TIE_RTOL if rtol is None else rtol
+    if not r >= 0:
+        raise ValueError(f"rtol must be a number >= 0, got {rtol!r}")
+    if z.dim() == 0:
+        z = z.reshape(1)
+    tol = r * z.abs().amax(dim, keepdim=True)
+    tie = z.abs() <= tol
+    return torch.where(tie, torch.tensor(0.5, dtype=torch.float64), (z < 0).to(torch.float64))
+
+
+def error_rate(scores, y, dim: int = -1, mask=None, rtol: float | None = None):
+    """Error with ties counted 1/2: ``mean(margin_errors(y s))`` along ``dim`` (:func:`margin_errors`:
+    a margin within ``rtol`` (default :data:`TIE_RTOL`) of the largest one in magnitude is a tie).
 
     ``scores`` and ``y`` broadcast (e.g. ``[R, m]`` scores against ``[m]`` or ``[R, m]`` labels);
-    labels must be +1 or -1.
+    labels must be +1 or -1.  ``mask`` (0/1, broadcasting like the margins) averages over the examples
+    it keeps, e.g. the real examples of runs padded to a common size.
     """
     s = _as_tensor(scores)
     yy = _as_tensor(y).to(s.dtype if s.is_floating_point() else torch.float64)
@@ -64,8 +88,17 @@ def error_rate(scores, y, dim: int = -1):
         margin = yy * s
     except RuntimeError:
         raise ValueError(f"scores {tuple(s.shape)} and y {tuple(yy.shape)} must broadcast") from None
-    err = (margin < 0).to(torch.float64) + 0.5 * (s == 0).to(torch.float64)
-    return err.mean(dim)
+    err = margin_errors(margin, dim, rtol)
+    if mask is None:
+        return err.mean(dim)
+    mk = _as_tensor(mask).to(torch.float64)
+    try:
+        num, den = (err * mk).sum(dim), mk.expand_as(err).sum(dim)
+    except RuntimeError:
+        raise ValueError(f"mask {tuple(mk.shape)} must broadcast against the margins {tuple(err.shape)}") from None
+    if bool((den <= 0).any()):
+        raise ValueError("mask must keep at least one example along dim")
+    return num / den
 
 
 def accuracy(scores, y, dim: int = -1):
@@ -84,3 +117,31 @@ def spearman(x, y) -> float:
     if np.isnan(a).any() or np.isnan(b).any():
         raise ValueError("spearman needs NaN-free samples x and y")
     return float(spearmanr(a, b).statistic)
+
+
+TIE_RTOL = 1e-12
+"""Relative tolerance of a near-tie in a maximum; ``z`` ties with the maximum ``M`` when
+``z >= M - TIE_RTOL * |M|``.  Large against last-bit rounding (1e-16 relative per operation),
+small against the gaps between distinct weights, so it moves no decision that was not a tie."""
+
+
+def near_max_threshold(mx: torch.Tensor, rtol: float = TIE_RTOL) -> torch.Tensor:
+    """``mx - rtol * |mx|``: entries ``>=`` this tie with the maximum ``mx`` (NaN stays NaN).
+
+    The one definition of a near-tie used by :func:`argmax_robust` and by the one-hot max-pool
+    (:mod:`cnnbias.models.maxpool`, whose compiled kernel computes the same two roundings)."""
+    if not rtol >= 0:
+        raise ValueError(f"rtol must be >= 0, got {rtol!r}")
+    return mx - rtol * mx.abs()
+
+
+def argmax_robust(z: torch.Tensor, dim: int = -1, rtol: float = TIE_RTOL) -> torch.Tensor:
+    """Index of the maximum along ``dim``, near-ties (:func:`near_max_threshold`) going to the
+    *first* index, so the answer does not flip with the last bit of the values.  A slice with a
+    NaN gives index 0."""
+    if not isinstance(z, torch.Tensor) or z.dim() == 0 or z.shape[dim] == 0:
+        raise ValueError("argmax_robust needs a tensor with a non-empty dimension dim")
+    thr = near_max_threshold(z.amax(dim, keepdim=True), rtol)
+    hit = z >= thr
+    # first True along dim (0 when none: a NaN slice)
+    return hit.to(torch.uint8).argmax(dim)

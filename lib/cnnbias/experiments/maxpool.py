@@ -268,6 +268,7 @@ def dynamics_checks(res: LWResult) -> dict[str, torch.Tensor]:
     - ``lemma53_growth``: ``min_{t, lucky+ i} (o_1 . w_i^(t) - t eta1/9)`` (and the same for lucky- with o_2);
     - ``lemma53_others``: ``min_{t, lucky i, j != own} (r - o_j . w_i^(t))``;
     - ``lemma55``: ``min_{t >= 1, i, j} (2 eta1 t - o_j . w_i^(t))``.
+
     Also ``n_plus``, ``n_minus``: sizes of the lucky sets at initialization.
     """
     hp = res.hp
@@ -439,7 +440,7 @@ def compare_models(train: Sequence[tuple[torch.Tensor, torch.Tensor]], test: Seq
         with torch.no_grad():
             s_tr = fwd(res.params, **data_tr)
             s_te = fwd(res.params, **data_te)
-        out["convpool"] = {"train_err": _masked_err(s_tr, yp, mask), "test_err": error_rate(s_te, yte),
+        out["convpool"] = {"train_err": error_rate(s_tr, yp, mask=mask), "test_err": error_rate(s_te, yte),
                            "epochs": res.epochs, "seconds": time.perf_counter() - t0}
     if "mlp" in models or "svm" in models:
         Fp = dense(Xp).reshape(Xp.shape[0], Xp.shape[1], -1)
@@ -452,7 +453,7 @@ def compare_models(train: Sequence[tuple[torch.Tensor, torch.Tensor]], test: Seq
                            epochs=epochs, loss_below=loss_below)
         with torch.no_grad():
             s_tr, s_te = mlp.forward(res.params, Fp), mlp.forward(res.params, Fte)
-        out["mlp"] = {"train_err": _masked_err(s_tr, yp, mask), "test_err": error_rate(s_te, yte),
+        out["mlp"] = {"train_err": error_rate(s_tr, yp, mask=mask), "test_err": error_rate(s_te, yte),
                       "epochs": res.epochs, "hidden": hidden, "seconds": time.perf_counter() - t0}
     if "svm" in models:
         tr_err, te_err = [], []
@@ -465,11 +466,6 @@ def compare_models(train: Sequence[tuple[torch.Tensor, torch.Tensor]], test: Seq
         out["svm"] = {"train_err": torch.tensor(tr_err), "test_err": torch.tensor(te_err),
                       "seconds": time.perf_counter() - t0}
     return out
-
-
-def _masked_err(scores: torch.Tensor, y: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    e = (y * scores < 0).to(torch.float64) + 0.5 * (scores == 0).to(torch.float64)
-    return (e * mask).sum(1) / mask.sum(1)
 
 
 def pattern_runs(sizes: Sequence[int], reps: int, *, n: int, d: int, l: int | None = None, noise: float = 0.0,

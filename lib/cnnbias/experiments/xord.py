@@ -14,6 +14,7 @@ from cnnbias.data import xord as X
 from cnnbias.engine import StopRule, train
 from cnnbias.models import maxpool
 from cnnbias.models import small_cnn as S
+from cnnbias.stats import error_rate
 from cnnbias.theory.xord import n_detected, test_error_exact
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -145,7 +146,7 @@ def compress_to_sets(idx: Tensor, y: Tensor) -> tuple[Tensor, Tensor, Tensor]:
 
 
 def network_on_run_sets(W: Tensor, masks: Tensor, mask_channels: Tensor | None = None) -> Tensor:
-    """``N_W`` for per-run pattern sets ``masks [R, U, 4]`` (faster twin of :func:`network_on_sets`), ``[R, U]``."""
+    """``N_W`` for per-run pattern sets ``masks [R, U, 4]`` (faster twin of :func:`~cnnbias.theory.xord.network_on_sets`), ``[R, U]``."""
     k = W.shape[1] // 2
     if mask_channels is not None:
         W = W * mask_channels[..., None]
@@ -203,7 +204,7 @@ def xord_channel_sweep(name: str, cfg: dict, channels: list[int], gammas: list[f
 
     Channel counts in one of ``groups`` share one batched program (padding with masked filters).  Run ``r`` of
     setting ``(c, gamma)`` draws its data and initialization from ``config.generators(name, {..c, gamma..})[r]``.
-    Returns per-run tensors (on the CPU): ``channels, gamma, test_error`` (exact, :func:`test_error_exact`),
+    Returns per-run tensors (on the CPU): ``channels, gamma, test_error`` (exact, :func:`~cnnbias.theory.xord.test_error_exact`),
     ``train_error``, ``n_detected`` (c_d = 1e-4), ``epochs``.  ``device``: where to train (default CPU, float64;
     elsewhere ``config.dtype(device)``); data and initializations are always drawn on the CPU.
     """
@@ -239,7 +240,7 @@ def xord_channel_sweep(name: str, cfg: dict, channels: list[int], gammas: list[f
         W = res.params["W"].cpu().double()
         with torch.no_grad():
             tr = forward_patterns(W, X.patterns(), idx, mask)
-            tr_err = torch.where(torch.sign(tr) == 0, 0.5, (torch.sign(tr) != y).double()).mean(-1)
+            tr_err = error_rate(tr, y)
             te = test_error_exact(W, cfg["d"], cfg["p_plus"], cfg["p_minus"], mask)
             nd = n_detected(W, 1e-4, mask)
         out["channels"].append(torch.tensor([2 * k for k in ks]))
@@ -310,10 +311,10 @@ def obd_channel_sweep(name: str, cfg: dict, channels: list[int], R: int, groups:
         W = res.params["W"].cpu().double()
         with torch.no_grad():
             tr = forward_patterns(W, pats, idx, mask)
-            tr_err = torch.where(torch.sign(tr) == 0, 0.5, (torch.sign(tr) != y).double()).mean(-1)
+            tr_err = error_rate(tr, y)
             Rr = W.shape[0]
             te = forward_patterns(W, pats, te_idx[None].expand(Rr, -1, -1), mask)
-            te_err = torch.where(torch.sign(te) == 0, 0.5, (torch.sign(te) != te_y).double()).mean(-1)
+            te_err = error_rate(te, te_y)
             K = W.shape[1] // 2
             act = torch.relu((W * mask[..., None]) @ pats.T)  # [R, 2K, 2 d1]
             D = torch.cat([act[:, :K, :d1].sum(1), act[:, K:, d1:].sum(1)], -1)

@@ -29,6 +29,7 @@ from torch import Tensor
 
 from cnnbias import validate as V
 from cnnbias.data.positions import PositionTask, check_task, check_training_set
+from cnnbias.stats import margin_errors
 
 MODELS = ("1layer", "conv", "fc2")
 
@@ -151,18 +152,19 @@ def _scores(w_eff: Tensor, task: PositionTask, idx: Tensor | None = None) -> Ten
     return (g * task.val[idx]).sum(-1)
 
 
-def ebar(margins: Tensor, tie_tol: float = 0.0) -> Tensor:
-    """Ē(y f) of Eq. (1): 1 if < 0, 1/2 if = 0, 0 if > 0; ``|margin| <= tie_tol * max_run |margin|`` counts as 0."""
-    V.nonnegative("tie_tol", tie_tol)
+def ebar(margins: Tensor, tie_tol: float | None = None) -> Tensor:
+    """Ē(y f) of Eq. (1): 1 if < 0, 1/2 if = 0, 0 if > 0, per example; a margin with
+    ``|margin| <= tie_tol * max_run |margin|`` is a tie (:func:`cnnbias.stats.margin_errors`;
+    ``tie_tol`` defaults to :data:`cnnbias.stats.TIE_RTOL`)."""
+    if tie_tol is not None:
+        V.nonnegative("tie_tol", tie_tol)
     V.floating_tensor("margins", margins)
     if margins.dim() == 0:
         raise ValueError("margins must have shape [..., N] (at least one dimension), got a 0-d tensor")
-    thr = tie_tol * margins.abs().amax(-1, keepdim=True)
-    zero = margins.abs() <= thr
-    return torch.where(zero, 0.5, (margins < 0).to(margins.dtype))
+    return margin_errors(margins, -1, tie_tol).to(margins.dtype)
 
 
-def test_error(w_eff: Tensor, task: PositionTask, tie_tol: float = 0.0) -> Tensor:
+def test_error(w_eff: Tensor, task: PositionTask, tie_tol: float | None = None) -> Tensor:
     """Generalisation error E(w; D) (Eq. 1) of each run on the whole dataset: [R]."""
     _check_w_eff(w_eff, task)
     return ebar(task.y * scores(w_eff, task), tie_tol).mean(-1)

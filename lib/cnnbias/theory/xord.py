@@ -19,6 +19,7 @@ from torch import Tensor
 
 from cnnbias import validate as V
 from cnnbias.data import xord as X
+from cnnbias.stats import margin_errors
 
 
 def _check_W(W: Tensor, name: str = "W") -> None:
@@ -172,7 +173,7 @@ def test_error_exact(W: Tensor, d: int, p_plus: float | None, p_minus: float | N
             V.probability(name, p)
     out = network_on_sets(W, X.SUBSETS.to(W.device), mask_channels)  # [R, 15]
     y = X.SUBSET_LABELS.to(out)
-    err = torch.where(torch.sign(out) == 0, 0.5, (torch.sign(out) != y).to(out.dtype))
+    err = margin_errors(y * out).to(out.dtype)  # ties (|margin| <= TIE_RTOL max|margin|) count 1/2
     q = 0.5 * X.subset_distribution(d, 1, p_plus) + 0.5 * X.subset_distribution(d, -1, p_minus)
     return err @ q.to(out)
 
