@@ -109,11 +109,11 @@ def load_digits(root: str | os.PathLike | None = None, split: str = "train"):
         images, labels = read_idx(img_path), read_idx(lab_path)
         if images.dtype != np.uint8:
             raise ValueError(
-                f"{img_path}: image data type is {images.dtype} (IDX type code 0x{_code(images.dtype):02x}); "
+                f"{img_path}: image data type is {images.dtype.name} (IDX type code 0x{_code(images.dtype):02x}); "
                 "only unsigned-byte images (0x08, values 0..255) are supported (they are scaled by 1/255)"
             )
         if not np.issubdtype(labels.dtype, np.integer):
-            raise ValueError(f"{lab_path}: labels must be an integer IDX type (0x08), got data type {labels.dtype}")
+            raise ValueError(f"{lab_path}: labels must be an integer IDX type (0x08), got data type {labels.dtype.name}")
         if images.ndim != 3:
             raise ValueError(f"{img_path}: expected a 3-d image array (N, H, W), got shape {images.shape}")
         if labels.ndim != 1 or labels.shape[0] != images.shape[0]:
