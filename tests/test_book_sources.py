@@ -39,3 +39,17 @@ def test_notebook_is_executed_without_errors(page: Path) -> None:
     assert not errors, f"{page} stores error outputs: {errors}"
     assert nb.get("metadata", {}).get("language_info", {}).get("name") == "python", (
         f"{page} lacks language_info metadata (not executed by a kernel?)")
+
+
+def test_claims_records_are_complete_and_unique() -> None:
+    """Every chapter's claims cell stores JSON records (read by the claims summary); ids are unique
+    across the book and every record carries its scale."""
+    claims = book.book_claims(ROOT)
+    ids = [r.id for recs in claims.values() for r in recs]
+    assert len(ids) == len(set(ids)), f"duplicate claim ids: {sorted({i for i in ids if ids.count(i) > 1})}"
+    for path, recs in claims.items():
+        nb = json.loads((ROOT / path).read_text(encoding="utf-8"))
+        stored = [o for c in nb["cells"] for o in c.get("outputs", []) if book.CLAIMS_MIME in o.get("data", {})]
+        assert stored, f"{path} has no claims cell output with {book.CLAIMS_MIME} (execute it)"
+        for r in recs:
+            assert r.status in ("PASS", "FAIL") and r.scale in ("smoke", "book", "paper"), (path, r.id)

@@ -18,6 +18,7 @@ from cnnbias import config
 from cnnbias import validate as V
 from cnnbias.data.positions import PositionTask, make_task, sample_training_sets
 from cnnbias.engine import StopRule, train
+from cnnbias.models import init
 from cnnbias.models import linear as L
 from cnnbias.theory import convlinear as C
 
@@ -175,9 +176,7 @@ def xhinge_error(
 def gaussian_filters(R: int, k: int, experiment: str, key: dict) -> Tensor:
     """w1^0 ~ N(0, I_k) per run (Theorem 2's initialisation; the scale b does not matter)."""
     V.integer("k", k, 1)
-    return torch.stack(
-        [torch.randn(k, generator=g, dtype=torch.float64) for g in _gens(experiment, key, R)]
-    )
+    return init.normal(_gens(experiment, key, R), (k,))
 
 
 @dataclass

@@ -68,7 +68,7 @@ from cnnbias.data import patterns as P
 from cnnbias.data.digit_patterns import sample_digit_patterns, split_pools
 from cnnbias.data.digits import load_digits
 from cnnbias.data.noisy_patterns import noisy_embed
-from cnnbias.models import maxpool, mlp
+from cnnbias.models import init, maxpool, mlp
 from cnnbias.stats import error_rate
 
 __all__ = ["compare_models", "conv_forward", "conv_init", "svm_fit_predict", "train_masked", 
@@ -97,7 +97,7 @@ def sphere_init(k: int, d: int, r: float, gens: Sequence[torch.Generator], dtype
     V.generators("gens", gens)
     Ws, As = [], []
     for g in gens:
-        w = torch.randn(k, d, generator=g, dtype=torch.float64)
+        w = init.normal([g], (k, d))[0]
         Ws.append(r * w / w.norm(dim=1, keepdim=True))
         As.append(torch.where(torch.rand(k, generator=g) < 0.5, 1.0, -1.0).to(torch.float64))
     return torch.stack(Ws).to(dtype), torch.stack(As).to(dtype)

@@ -17,6 +17,7 @@ from cnnbias import config, engine, stats
 from cnnbias import validate as V
 from cnnbias.data import colored_digits as cd
 from cnnbias.data import patterns as pat
+from cnnbias.models import init
 from cnnbias.models.maxpool import forward_fixed
 from cnnbias.theory import psi
 
@@ -38,7 +39,7 @@ def init_W(k: int, d: int, sigma_g: float, gens: Sequence[torch.Generator],
     V.integer("d", d, 1)
     V.positive("sigma_g", sigma_g)
     V.generators("gens", gens)
-    W = torch.stack([sigma_g * torch.randn(2 * int(k), int(d), generator=g, dtype=torch.float64) for g in gens])
+    W = init.normal(gens, (2 * int(k), int(d)), sigma_g)
     return W.to(device=device, dtype=dtype)
 
 

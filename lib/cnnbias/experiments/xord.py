@@ -12,7 +12,7 @@ from cnnbias import config
 from cnnbias import validate as V
 from cnnbias.data import xord as X
 from cnnbias.engine import StopRule, train
-from cnnbias.models import maxpool
+from cnnbias.models import init, maxpool
 from cnnbias.models import small_cnn as S
 from cnnbias.stats import error_rate
 from cnnbias.theory.xord import n_detected, test_error_exact
@@ -43,7 +43,7 @@ def init_filters(ks: list[int] | Tensor, sigma_g: list[float] | Tensor, gens: li
     W = torch.zeros(len(ks), 2 * K, dim, dtype=dtype)
     mask = torch.zeros(len(ks), 2 * K, dtype=dtype)
     for r, (k, s, g) in enumerate(zip(ks, sigma_g, gens)):
-        w = float(s) * torch.randn(2 * k, dim, generator=g, dtype=dtype)
+        w = init.normal([g], (2 * k, dim), float(s), dtype)[0]
         W[r, :k], W[r, K:K + k] = w[:k], w[k:]
         mask[r, :k], mask[r, K:K + k] = 1.0, 1.0
     return W, mask
