@@ -89,3 +89,32 @@ def test_patterns_argument_equals_dense():
         maxpool.responses(W, idx=idx, patterns=torch.zeros(l, d + 1))
     with pytest.raises(ValueError, match="patterns goes with idx"):
         maxpool.responses(W, X=Xr, patterns=P)
+
+
+@pytest.mark.parametrize("path", ["ref", "auto"])
+def test_out_of_range_pattern_index_raises_for_any_run(path):
+    W = torch.randn(3, 4, 5, dtype=torch.float64)
+    for r, bad in ((0, 5), (1, 7), (2, 5), (0, -1)):
+        idx = torch.zeros(3, 2, 2, dtype=torch.int64)
+        idx[r, 1, 0] = bad
+        with pytest.raises(ValueError, match=r"pattern indices in \[.*\]; they must lie in \[0, d\) = \[0, 5\)"):
+            maxpool.responses(W, idx=idx)
+        with pytest.raises(ValueError, match="must lie in"):
+            maxpool.forward(W, torch.ones(3, 4, dtype=torch.float64), idx=idx)
+    P = torch.randn(3, 5, dtype=torch.float64)  # l = 3 patterns
+    with pytest.raises(ValueError, match=r"\[0, 3\)"):
+        maxpool.responses(W, idx=torch.full((3, 2, 2), 3, dtype=torch.int64), patterns=P)
+
+
+@pytest.mark.parametrize("path", ["ref", "auto"])
+def test_near_tie_gradient_goes_to_the_first_patch(path):
+    from cnnbias.stats import TIE_RTOL
+
+    # patch 1 exceeds patch 0 only by a fraction of the tie tolerance: patch 0 gets the gradient
+    W = torch.tensor([[[1.0, 1.0 + TIE_RTOL / 8, 0.5, 1.0 + 1e-6]]], dtype=torch.float64, requires_grad=True)
+    h = maxpool.onehot_maxpool(W, torch.tensor([[[0, 1, 2], [2, 1, 0], [1, 0, 3]]]), path=path)
+    h.sum().backward()
+    # point 0: patches 0, 1 near-tied -> pattern 0; point 1: pattern 2 is below; patterns 1 and 0
+    # near-tied -> the first patch of the two, pattern 1; point 2: pattern 3 is a clear max
+    assert W.grad.tolist() == [[[1.0, 1.0, 0.0, 1.0]]]
+    assert h[0, 0, 0].item() == 1.0 + TIE_RTOL / 8  # the value is still the exact max

@@ -15,15 +15,24 @@ gather, and no ``[.., d]``-sized input is ever formed.  For any other finite pat
 ``patterns=P`` with ``idx``: the filter-pattern products ``G = W P^T`` (``[R, C, l]``) are formed
 once and gathered, which equals the dense forward pass on ``P[idx]``.
 
-Since ``max_j sigma(z_j) = sigma(max_j z_j)``, the responses are ``relu(max_j z_j)``; autograd sends
-the gradient to the maximizing patch (one of them, on ties), as the papers' updates do.
+Since ``max_j sigma(z_j) = sigma(max_j z_j)``, the responses are ``relu(max_j z_j)``; the gradient
+goes to the maximizing patch, as the papers' updates do.  On the one-hot path a near-tie (within the
+relative tolerance of :func:`cnnbias.stats.near_max_threshold`) goes to the *first* maximizing patch,
+so which pattern receives the gradient does not depend on the last bit of the weights.
+
+The one-hot path runs a compiled kernel (:mod:`cnnbias._ext`, one pass forward and one backward,
+built once per machine) for float64 CPU tensors, and otherwise the pure-torch reference
+``_OneHotMaxPool``; both give the same bits (``tests/test_maxpool_kernel.py``).
 """
 
 from __future__ import annotations
 
 import torch
 
-__all__ = ["responses", "forward", "forward_fixed", "fixed_readout", "dot_products", "pattern_products"]
+from cnnbias import _ext
+from cnnbias.stats import TIE_RTOL, near_max_threshold
+
+__all__ = ["onehot_maxpool", "responses", "forward", "forward_fixed", "fixed_readout", "dot_products", "pattern_products"]
 
 
 def _check_inputs(W: torch.Tensor, X: torch.Tensor | None, idx: torch.Tensor | None) -> None:
@@ -41,6 +50,13 @@ def _check_inputs(W: torch.Tensor, X: torch.Tensor | None, idx: torch.Tensor | N
         raise ValueError(f"idx must have shape [R={R}, m, n], got {tuple(idx.shape)}")
     if idx.dtype != torch.int64:
         raise ValueError("idx must be int64 pattern indices")
+    if idx.numel() > 0:
+        lo, hi = (int(v) for v in torch.aminmax(idx))
+        if lo < 0 or hi >= d:
+            raise ValueError(
+                f"idx holds pattern indices in [{lo}, {hi}]; they must lie in [0, d) = [0, {d}) "
+                "(d = W.shape[2], or the number of patterns l with patterns=)"
+            )
 
 
 def dot_products(W: torch.Tensor, X: torch.Tensor | None = None, idx: torch.Tensor | None = None) -> torch.Tensor:
@@ -62,12 +78,14 @@ def dot_products(W: torch.Tensor, X: torch.Tensor | None = None, idx: torch.Tens
 
 
 class _OneHotMaxPool(torch.autograd.Function):
-    """``h[r, i, c] = relu(max_j W[r, c, idx[r, i, j]])`` with a sparse backward.
+    """Reference path: ``h[r, i, c] = relu(max_j W[r, c, idx[r, i, j]])`` with a sparse backward.
 
     The gradient of ``h[r, i, c]`` w.r.t. ``W`` is the indicator of the maximizing pattern
-    ``P[r, i, c] = idx[r, i, j*]`` (times ``1{h > 0}``), so the backward pass scatters ``[R, m, C]``
-    values instead of materializing a dense ``[R, m, n, C]`` gradient of the max.  The forward pass
-    keeps a running maximum over the n patches, so memory is ``O(R m C)`` whatever n is.
+    ``P[r, i, c] = idx[r, i, j*]`` (times ``1{h > 0}``), ``j*`` the first patch within the near-tie
+    threshold of the maximum (:func:`cnnbias.stats.near_max_threshold`), so the backward pass
+    scatters ``[R, m, C]`` values instead of materializing a dense ``[R, m, n, C]`` gradient of the
+    max.  The forward pass keeps a running maximum over the n patches, so memory is ``O(R m C)``
+    whatever n is.  :class:`_OneHotMaxPoolKernel` computes the same in one compiled pass.
     """
 
     @staticmethod
@@ -76,29 +94,70 @@ class _OneHotMaxPool(torch.autograd.Function):
         m, n = idx.shape[1], idx.shape[2]
         Wt = W.detach().transpose(1, 2).reshape(R * d, C)  # rows: (run, pattern)
         rows = (idx + (torch.arange(R, device=idx.device) * d)[:, None, None]).permute(2, 0, 1).reshape(n, R * m)
+
+        def z(j: int) -> torch.Tensor:
+            return Wt.index_select(0, rows[j]).reshape(R, m, C)
+
         # running max over the n patches: never forms the [R, m, n, C] products (O(R m C) memory)
-        val = Wt.index_select(0, rows[0]).reshape(R, m, C)
-        pat = idx[:, :, :1].expand(R, m, C)
+        val = z(0)
         for j in range(1, n):
-            z = Wt.index_select(0, rows[j]).reshape(R, m, C)
-            better = z > val  # strict: the first maximizing patch wins ties
-            val = torch.maximum(val, z)
-            pat = torch.where(better, idx[:, :, j : j + 1], pat)
-        ctx.save_for_backward(pat.contiguous(), val > 0)
+            val = torch.maximum(val, z(j))
+        # the first patch within the near-tie threshold of the max wins
+        thr = near_max_threshold(val, TIE_RTOL)
+        pat = idx[:, :, :1].expand(R, m, C)
+        for j in reversed(range(n)):
+            pat = torch.where(z(j) >= thr, idx[:, :, j : j + 1], pat)
+        h = torch.relu(val)
+        ctx.save_for_backward(pat.contiguous(), h)
         ctx.shape = (R, C, d)
-        return torch.relu(val)
+        return h
 
     @staticmethod
     def backward(ctx, g: torch.Tensor):
-        pat, active = ctx.saved_tensors
+        pat, h = ctx.saved_tensors
         R, C, d = ctx.shape
-        vals = (g * active).reshape(-1)
+        vals = (g * (h > 0)).reshape(-1)
         r = torch.arange(R, device=pat.device)[:, None, None]
         c = torch.arange(C, device=pat.device)[None, None, :]
         lin = ((r * C + c) * d + pat).reshape(-1)  # flat index into W [R, C, d]
         grad = torch.zeros(R * C * d, dtype=g.dtype, device=g.device)
         grad.index_add_(0, lin, vals)
         return grad.reshape(R, C, d), None
+
+
+class _OneHotMaxPoolKernel(torch.autograd.Function):
+    """The same function as :class:`_OneHotMaxPool` through the compiled kernel
+    (``cnnbias/_ext/maxpool_onehot.cpp``): one pass over ``[R, m, C]`` forward, one backward."""
+
+    @staticmethod
+    def forward(ctx, W: torch.Tensor, idx: torch.Tensor, mod) -> torch.Tensor:
+        h, sel = mod.forward(W.detach(), idx, TIE_RTOL)
+        ctx.save_for_backward(idx, sel, h)
+        ctx.mod, ctx.d = mod, W.shape[2]
+        return h
+
+    @staticmethod
+    def backward(ctx, g: torch.Tensor):
+        idx, sel, h = ctx.saved_tensors
+        return ctx.mod.backward(g, idx, sel, h, ctx.d), None, None
+
+
+def onehot_maxpool(W: torch.Tensor, idx: torch.Tensor, path: str = "auto") -> torch.Tensor:
+    """``relu(max_j W[r, c, idx[r, i, j]])`` ``[R, m, C]`` (inputs checked by the caller).
+
+    ``path``: ``"auto"`` (the compiled kernel for float64 CPU tensors when it is available, see
+    :mod:`cnnbias._ext`), ``"ref"`` (the pure-torch reference), ``"kernel"`` (the compiled kernel or
+    an error)."""
+    if path not in ("auto", "ref", "kernel"):
+        raise ValueError(f"path={path!r} is not supported; allowed values: auto, ref, kernel")
+    usable = W.dtype == torch.float64 and W.device.type == "cpu" and idx.device.type == "cpu" and idx.shape[2] <= 255
+    if path != "ref" and usable:
+        mod = _ext.maxpool_onehot()
+        if mod is not None:
+            return _OneHotMaxPoolKernel.apply(W, idx, mod)
+    if path == "kernel":
+        raise RuntimeError(f"the compiled max-pool kernel is not available here: {_ext.status()}")
+    return _OneHotMaxPool.apply(W, idx)
 
 
 def pattern_products(W: torch.Tensor, patterns: torch.Tensor) -> torch.Tensor:
@@ -121,7 +180,7 @@ def responses(
 ) -> torch.Tensor:
     """Channel responses ``max_j sigma(w_c . x[j])``: ``[R, m, C]``.
 
-    With one-hot indices this is :class:`_OneHotMaxPool` (gather forward, sparse backward); with
+    With one-hot indices this is :func:`onehot_maxpool` (gather forward, sparse backward); with
     ``patterns`` the same on ``W P^T``; with dense patches, ``relu`` of the max of :func:`dot_products`.
     """
     if patterns is not None:
@@ -130,7 +189,7 @@ def responses(
         W = pattern_products(W, patterns)
     _check_inputs(W, X, idx)
     if idx is not None:
-        return _OneHotMaxPool.apply(W, idx)
+        return onehot_maxpool(W, idx)
     return torch.relu(dot_products(W, X, idx).max(dim=2).values)
 
 
