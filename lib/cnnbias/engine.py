@@ -63,6 +63,7 @@ __all__ = [
 
 OPTIMIZERS = ("gd", "sgd", "adam")
 ON_DIVERGE = ("warn", "raise")
+#: Why a run stopped (``TrainResult.stop_reason``).
 STOP_REASONS = ("max_epochs", "loss_below", "patience", "diverged")
 
 LOSS_RTOL = 1e-10
@@ -345,6 +346,8 @@ class Plan:
         on_diverge="warn",
         progress=None,
     ) -> Plan:
+        """Validate the arguments (a ValueError names the argument and its allowed values) and
+        decide the plan."""
         R = _check_params(params)
         names = tuple(params)
         trainable = tuple(names if trainable is None else trainable)

@@ -172,7 +172,7 @@ def _shifted(params: Mapping[str, Tensor], dirs: Mapping[str, Tensor], r: Tensor
 def flatness_radius(loss: Callable[[Mapping[str, Tensor]], Tensor], params: Mapping[str, Tensor],
                     dirs: Mapping[str, Tensor], eps: float, r0: float = 1e-3, r_max: float = 1e3,
                     bisections: int = 20) -> Tensor:
-    """The flatness radius of Eq. 16 along each direction, ``[R, T]``:
+    """The flatness radius of Eq. 16 along each direction, ``[R, T]``::
 
         r(w, dw, eps) = sup{ r : |I(w) - I(w + r dw)| <= eps },
 

@@ -5,7 +5,7 @@ Forward passes only.
 degree ``|e| <= k`` (:func:`monomial_exponents`, :func:`monomial_features`); linear in ``a``.
 
 *Weight parameterization*: one hidden layer of ``N`` power units, ``f(x) = sum_k c_k (<w_k, x> + b_k)^m``
-(Eq. 67), a polynomial of degree ``m`` whose monomial coefficients are (multinomial theorem)
+(Eq. 67), a polynomial of degree ``m`` whose monomial coefficients are (multinomial theorem)::
 
     a_e(w, b, c) = sum_k c_k  m! / (e_1! ... e_d! (m - |e|)!)  w_k^e  b_k^(m - |e|),   |e| <= m
 

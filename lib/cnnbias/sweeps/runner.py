@@ -15,7 +15,7 @@ Each cell is computed by :func:`compute_cell` on a worker, which writes it to th
 (atomically), so an interrupted sweep (Ctrl-C, SIGKILL, a lost worker or machine) loses at most the
 cells in flight, and a rerun computes only what is missing.  Dask reschedules the cells of a
 worker that dies.  A cell that raises is reported by name with its error; the other cells finish
-and :attr:`Summary.ok` is False (the CLI exits with status 1).
+and ``Summary.ok`` is False (the CLI exits with status 1).
 """
 
 from __future__ import annotations

@@ -4,8 +4,8 @@ In Task-Cls, (x, y) and (-x, -y) give the same M_{x,y}, so a training set is a m
 l_1..l_n i.i.d. uniform on [d] and M_tr = A_c with c_l = (count of l)/n >= 0; S_tr is the set of distinct positions.
 Positions are 1-based in formulas (as in the paper) and 0-based in tensors.
 
-Theorem 4:  E_inf_Convk <= Pr(Omega^c(M_tr^T M_tr)) + 1/2 E_{l~U[d]} Pr(for all l' in S_tr: |l' - l| >= k).
-Second term, exactly: Pr(...) = ((d - near(l))/d)^n with near(l) = #{l' in [d] : |l' - l| < k}
+Theorem 4:  E_inf_Convk <= Pr(Omega^c(M_tr^T M_tr)) + 1/2 E_{l~U[d]} Pr(for all l' in S_tr: ``|l' - l| >= k``).
+Second term, exactly: Pr(...) = ((d - near(l))/d)^n with near(l) = ``#{l' in [d] : |l' - l| < k}``
 = min(d, l+k-1) - max(1, l-k+1) + 1  (the paper writes d - near = d - k - min{k, l, d-l+1} + 1, equal when
 d >= 2k - 1).  Approximations: upper bound 1/2 ((d-k)/d)^n and, for k << d, Err2 = 1/2 ((d-2k+1)/d)^n.
 Model-1-Layer: E_1Layer = 1/2 ((d-1)/d)^n (Section 3.3.2).
@@ -16,7 +16,7 @@ by Monte Carlo as in Fig. 4(a).
 Sample complexity (Section 3.3.2): 1/2 ((d-2k+1)/d)^n = eps  <=>  n = log(1/(2 eps)) / (log d - log(d-2k+1)),
 against n_1 = log(1/(2 eps)) / (log d - log(d-1)) for 1-Layer; n_1 / n -> 2k - 1 as d -> infinity.
 
-Proposition 6: if all l in S_tr satisfy l >= k and |l - l'| >= 2k for l != l', then M_tr^T M_tr = (sum_l c_l^2) I_k,
+Proposition 6: if all l in S_tr satisfy l >= k and ``|l - l'| >= 2k`` for l != l', then M_tr^T M_tr = (sum_l c_l^2) I_k,
 m = k, w_inf = (w1^0, M_tr w1^0 / sum c_l^2) up to scale, and a test point at distance 0 < s < k from a training
 position has margin proportional to sum_{i=1}^{k-s} w_i w_{i+s}, whose law is symmetric for w ~ N(0, b^2 I):
 flipping the signs of w on S_s = {i : floor((i-1)/s) even} flips the sign of that sum.
@@ -85,7 +85,7 @@ def _check_dk(d: int, k: int) -> None:
 
 
 def near_count(d: int, k: int) -> Tensor:
-    """near(l) for l = 1..d: #{l' in [d]: |l' - l| < k}  (float64 [d])."""
+    """near(l) for l = 1..d: ``#{l' in [d]: |l' - l| < k}``  (float64 [d])."""
     _check_dk(d, k)
     l = torch.arange(1, d + 1)
     return (torch.clamp(l + k - 1, max=d) - torch.clamp(l - k + 1, min=1) + 1).double()
@@ -267,7 +267,7 @@ def lag_sum(w: Tensor, s: int) -> Tensor:
 
 
 def far_mask(occ: Tensor, k: int) -> Tensor:
-    """Bool [R, d]: positions l with |l' - l| >= k for every l' in S_tr (occ [R, d] bool)."""
+    """Bool [R, d]: positions l with ``|l' - l| >= k`` for every l' in S_tr (occ [R, d] bool)."""
     V.tensor("occ", occ, 2, kind="bool")
     _check_dk(occ.shape[1], k)
     d = occ.shape[1]

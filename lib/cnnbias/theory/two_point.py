@@ -12,12 +12,14 @@ independent of k (Thm 7.1, Lemma F.6), "M_u^+(i) <= c_eta" for a SUM over up to 
 eta/2 (F.3), and N_{W_t}(x+) ~ c_eta t gamma / 2 with no factor k (proof of Lemma F.6).  Each step adds
 (eta/2) p = (c_eta/(2k)) p to a filter, the 1/2 coming from the mean over the two points.  Below h = eta/2.
 
-Lemma F.5 (for 1 <= t <= t*, t* the first step at which a point reaches margin 1, and M = max |W_0| << eta):
+Lemma F.5 (for 1 <= t <= t*, t* the first step at which a point reaches margin 1, and ``M = max |W_0| << eta``)::
+
     1. j not in A_w:                 w_t = w_0 - alpha h p2,  alpha = 1{j in W_0^-(2)}
     2. j in W_0^+(1):                w_t = w_0 + h t p1 - h sum_{i in P_T minus {1}} alpha_i p_i
     3. j in W_0^+(i) n W_0^-(i):     w_t = w_0                       (i spurious)
     4. j in W_0^+(i) n W_0^-(2):     w_t = w_0 - h p2 + h p_i
     5.-8. the same for u with the roles of p1 and p2 (and of + and -) exchanged.
+
 Here the detection sets are those of Eq. 11-12 (argmax over P_T minus {2}, resp. P_T minus {1}), and
 A_w = union_{i in P_T minus {2}} W_0^+(i), A_u = union_{i in P_T minus {1}} U_0^-(i).  The alpha_i of part 2
 are not random: at each step x- subtracts h p_l from the filter for its currently largest positive
@@ -25,9 +27,9 @@ dot product l in P_T minus {1}, which then turns negative (M << eta), so after t
 positive initial dot products (or all of them if fewer) have been subtracted.  :func:`lemma_f5_predict`
 evaluates these closed forms.
 
-Lemma F.6 / proof: for 1 <= t <= t*, N_{W_t}(x+) = h (t |B2| + |B4| - |B8|) + O(kM) and
--N_{W_t}(x-) = h (t |B6| + |B8| - |B4|) + O(kM), where B_q is the set of filters of part q; and
-|B2|/k, |B6|/k -> gamma = (1 - 2^-n)/n (Eq. 14), so T ~ 2/(c_eta gamma).  Theorem 7.1: at convergence PSI
+Lemma F.6 / proof: for 1 <= t <= t*, ``N_{W_t}(x+) = h (t |B2| + |B4| - |B8|) + O(kM)`` and
+``-N_{W_t}(x-) = h (t |B6| + |B8| - |B4|) + O(kM)``, where B_q is the set of filters of part q; and
+``|B2|/k, |B6|/k -> gamma`` = (1 - 2^-n)/n (Eq. 14), so T ~ 2/(c_eta gamma).  Theorem 7.1: at convergence PSI
 holds with b = 1, c = sqrt(18 c_eta) (m = 2).
 """
 
@@ -295,8 +297,8 @@ def lemma_f5_predict(W0: Tensor, data: TwoPointSet, c_eta: float, t: int) -> Ten
 
 def predicted_convergence(W0: Tensor, data: TwoPointSet, c_eta: float) -> tuple[Tensor, Tensor, Tensor]:
     """Convergence step predicted by the proof of Lemma F.6 from the category counts (ignoring O(kM)):
-    t+ = min{t >= 1: h(t|B2| + |B4| - |B8|) >= 1}, t- = min{t >= 1: h(t|B6| + |B8| - |B4|) >= 1}, h = c_eta/(2k).
-    Returns (t_plus, t_minus, counts [R, 9]) with counts[:, q] = |B_q|."""
+    ``t+ = min{t >= 1: h(t|B2| + |B4| - |B8|) >= 1}``, ``t- = min{t >= 1: h(t|B6| + |B8| - |B4|) >= 1}``, h = c_eta/(2k).
+    Returns (t_plus, t_minus, counts [R, 9]) with ``counts[:, q] = |B_q|``."""
     V.positive("c_eta", c_eta)
     cat = categories(W0, data)
     R = cat.shape[0]

@@ -13,7 +13,7 @@
   potentials of :mod:`cnnbias.theory.theory3.gibbs` (Figs. 7-9), compared with the exact Gibbs law (eq. 9).
 - :func:`wedge_sgd`: SGD and SGDL on a finite-sum loss whose mean is the wedge potential (Fig. 10).
 
-Settings of every part for each scale are in :data:`CONFIGS` (``smoke`` for tests, ``book`` for the stored
+Settings of every part for each scale are in ``CONFIGS`` (``smoke`` for tests, ``book`` for the stored
 outputs, ``paper`` for a GPU: many chains, ``D`` up to 8).
 """
 
@@ -252,7 +252,7 @@ def _dims_mask(dims: list[int]) -> Tensor:
 
 
 def wells_chains(cfg: dict | None = None) -> dict:
-    """GDL chains on :class:`GaussianWells` for every ``D`` in ``dims`` and step in ``steps_eta`` (one
+    """GDL chains on :class:`~cnnbias.theory.theory3.gibbs.GaussianWells` for every ``D`` in ``dims`` and step in ``steps_eta`` (one
     program), started uniformly on the torus; occupancy of the two basin boxes and the rest, averaged
     over the recorded times after ``burn_in``, against the exact Gibbs probabilities."""
     cfg = dict(config.for_scale(CONFIGS, EXPERIMENT)["wells"] if cfg is None else cfg)
@@ -277,7 +277,7 @@ def wells_chains(cfg: dict | None = None) -> dict:
 
 
 def wedge_chains(cfg: dict | None = None) -> dict:
-    """GDL chains on :class:`WedgeValley` for every ``D`` in ``dims``, all started at the isolated minimum
+    """GDL chains on :class:`~cnnbias.theory.theory3.gibbs.WedgeValley` for every ``D`` in ``dims``, all started at the isolated minimum
     (as in basin_expts); occupancy of the isolated cube, the valley slab and the plateau after burn-in."""
     cfg = dict(config.for_scale(CONFIGS, EXPERIMENT)["wedge"] if cfg is None else cfg)
     pot = WedgeValley()

@@ -272,7 +272,9 @@ class WedgeValley:
         return torch.where(und, torch.full_like(lab, -1), lab)
 
     def masses(self, T: float, D: int) -> dict[str, float]:
-        """Exact Gibbs masses ``e^{1/T} int exp(-U/T)`` over the three regions (closed form, D >= 2)::
+        """Exact Gibbs masses ``e^{1/T} int exp(-U/T)`` over the three regions.
+
+        Closed form (D >= 2)::
 
             iso     = D! (2T)^D P(D, 1/T) e^{1/T}                  (the cube |w - c|_inf < 1)
             valley  = 2T (e^{1/T} - 1) L^{D-1}                     (the slab |w_a - v| < 1)
