@@ -69,7 +69,7 @@ from cnnbias.data.digit_patterns import sample_digit_patterns, split_pools
 from cnnbias.data.digits import load_digits
 from cnnbias.data.noisy_patterns import noisy_embed
 from cnnbias.models import init, maxpool, mlp
-from cnnbias.stats import error_rate
+from cnnbias.stats import error_rate, mean_se
 
 __all__ = ["compare_models", "conv_forward", "conv_init", "svm_fit_predict", "train_masked", 
     "LWResult",
@@ -538,3 +538,31 @@ def by_size(values: torch.Tensor, reps: int, n_sizes: int) -> tuple[np.ndarray, 
     v = v.reshape(reps, n_sizes)
     sd = v.std(0) if reps > 1 else torch.zeros(n_sizes, dtype=torch.float64)
     return v.mean(0).numpy(), sd.numpy()
+
+
+def run_figure(name: str, cfg: dict, sizes: Sequence[int], make, **kw):
+    """One panel of Figs. 3-4: ``cfg["reps"]`` repetitions per training-set size, data from
+    ``make(sizes, reps, gens=...)`` (:func:`pattern_runs` or :func:`digit_runs`), every model trained by
+    :func:`compare_models` with ``cfg["C"]`` channels for ``cfg["epochs"]`` epochs.  Runs are ordered
+    ``rep * len(sizes) + s``.  Returns ``(per-model results, extra)`` (``extra``: the patterns, or the
+    digits' source)."""
+    for key in ("reps", "C", "epochs"):
+        if key not in cfg:
+            raise ValueError(f"cfg lacks {key!r}")
+    gens = config.generators(name, cfg, cfg["reps"] * len(sizes))
+    train, test, extra = make(sizes, cfg["reps"], gens=gens)
+    out = compare_models(train, test, channels=cfg["C"], gens=config.generators(name + "_init", cfg, len(gens)),
+                         epochs=cfg["epochs"], patterns=extra if torch.is_tensor(extra) else None, **kw)
+    return out, extra
+
+
+def convpool_advantage(out: dict, reps: int, n_sizes: int, at: str = "all") -> tuple[float, float]:
+    """``min(MLP, SVM) - ConvPool`` test error per repetition, averaged over sizes (``at="all"``) or at
+    the largest size (``at="last"``): its mean and standard error over repetitions."""
+    V.choice("at", at, ("all", "last"))
+    cp = out["convpool"]["test_err"].reshape(reps, n_sizes)
+    other = torch.minimum(out["mlp"]["test_err"].reshape(reps, n_sizes),
+                          out["svm"]["test_err"].reshape(reps, n_sizes).to(cp))
+    diff = (other - cp).mean(1) if at == "all" else (other - cp)[:, -1]
+    mu, se = mean_se(diff)
+    return float(mu), float(se)

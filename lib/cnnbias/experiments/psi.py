@@ -347,3 +347,34 @@ def train_nw_sgd(idx: torch.Tensor, y: torch.Tensor, *, k: int, d: int, sigma_g:
                     max_epochs=max_epochs, shuffle_seeds=seeds, loss_below=loss_below)
     res.params = {name: v.cpu().double() for name, v in res.params.items()}
     return res
+
+
+class GridCells:
+    """The PSI grid of Sec. 7 / App. E.3 as memoized cells: ``cells(dist, n, d, k, m, R, p=None,
+    max_epochs=None)`` trains (once) and returns :func:`run_cell`'s result for that point, with the
+    grid's learning rate ``max(kappa / k, 1e-7)``, batch size (100, or 20 for ``k > 2500``), ``sigma_g``,
+    test-set size and stop-rule period taken from ``cfg`` (a scale's settings of the chapter), and
+    ``b`` of Eq. 10.  Equal cells requested by different figures are trained once.
+    """
+
+    def __init__(self, cfg: dict, *, b: float = 2.0, device: torch.device | str | None = None,
+                 dtype: torch.dtype = torch.float64, experiment: str = "psi.grid"):
+        missing = [key for key in ("kappa", "max_epochs", "sigma_g", "m_test", "check_every") if key not in cfg]
+        if missing:
+            raise ValueError(f"cfg lacks {', '.join(missing)}")
+        V.positive("b", b)
+        self.cfg, self.b, self.device, self.dtype, self.experiment = dict(cfg), float(b), device, dtype, experiment
+        self._cache: dict = {}
+
+    def __call__(self, dist: str, n: int, d: int, k: int, m: int, R: int, p=None,
+                 max_epochs: int | None = None) -> dict[str, Tensor]:
+        cfg = self.cfg
+        epochs = max_epochs or cfg["max_epochs"]
+        key = (dist, n, d, k, m, R, tuple(p) if isinstance(p, list) else p, epochs)
+        if key not in self._cache:
+            self._cache[key] = run_cell(
+                self.experiment, dist, n, d, k, m, R, lr=max(cfg["kappa"] / k, 1e-7),
+                batch_size=100 if k <= 2500 else 20, max_epochs=epochs, sigma_g=cfg["sigma_g"],
+                m_test=cfg["m_test"], p=list(p) if isinstance(p, tuple) else p, b=self.b,
+                device=self.device, dtype=self.dtype, check_every=cfg["check_every"])
+        return self._cache[key]
