@@ -62,6 +62,8 @@ $(SETUP_STAMP): pyproject.toml
 	@# torch first: the pin resolves to the CPU wheel; anything pulling torch later finds it installed.
 	$(PY) -m pip install -q "$(TORCH_PIN)"
 	$(PY) -m pip install -q -e ".[book,test]"
+	@# The compiled one-hot max-pool kernel, once per machine (without a compiler: the reference path).
+	@$(PY) -m cnnbias._ext || echo "cnnbias: kernel not built; the pure-torch reference path will be used"
 	@touch $@
 
 $(MATHJAX_STAMP):
