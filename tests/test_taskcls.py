@@ -105,3 +105,18 @@ def test_primitive_sets_have_theorem4_error():
     for r in range(20):
         S = set(pos[r].tolist())
         assert fm[r].tolist() == [all(abs(s - l) >= k for s in S) for l in range(d)]
+
+
+def test_err1_exact_matches_brute_force_and_monte_carlo():
+    import itertools
+
+    for d, k, n in [(6, 2, 3), (7, 3, 4), (8, 4, 3), (6, 1, 4), (9, 5, 4)]:
+        hits = sum(
+            not any((i - 1) in S and i in S for i in range(max(k, 2), d + 1))
+            for S in (set(p) for p in itertools.product(range(1, d + 1), repeat=n)))
+        assert T.err1_exact(d, k, n) == pytest.approx(hits / d**n, rel=1e-15)
+    e1, _ = T.err1_mc(30, 3, [8], 40000, torch.Generator().manual_seed(1))
+    exact = T.err1_exact(30, 3, 8)
+    assert abs(float(e1[0]) - exact) < 4 * (exact * (1 - exact) / 40000) ** 0.5
+    with pytest.raises(ValueError, match="n"):
+        T.err1_exact(10, 2, 0)

@@ -185,6 +185,44 @@ def err1_mc(
     return torch.stack(e1), torch.stack(npr)
 
 
+def _stirling2_row(n: int) -> list[int]:
+    """Stirling numbers of the second kind S(n, j), j = 0..n (exact integers)."""
+    row = [1]  # S(0, 0)
+    for m in range(1, n + 1):
+        nxt = [0] * (m + 1)
+        for j in range(1, m + 1):
+            nxt[j] = j * (row[j] if j < len(row) else 0) + row[j - 1]
+        row = nxt
+    return row
+
+
+def err1_exact(d: int, k: int, n: int) -> float:
+    """Err1(n) = Pr(Omega~^c_tr) exactly: the probability that ``n`` i.i.d. uniform positions on ``[d]`` leave
+    no ``i`` with ``k <= i <= d`` and ``i-1, i`` both occupied (Lemma 5's event fails).
+
+    Counting: the event depends only on the set ``S`` of distinct positions.  Positions ``1..k-2`` are
+    free; on the path ``k-1..d`` (``L = d-k+2`` positions, or ``1..d`` when ``k = 1``) ``S`` holds no two
+    consecutive ones, which ``C(L-b+1, b)`` subsets of size ``b`` do.  A given set of size ``j`` is hit
+    exactly by ``j! S(n, j)`` of the ``d^n`` sequences (surjections), so
+
+    ``Err1 = d^-n sum_j j! S(n, j) sum_{a+b=j} C(k-2, a) C(L-b+1, b)``,
+
+    evaluated in exact integer arithmetic (then rounded once to a float).  Fig. 4a of the paper estimates
+    it by Monte Carlo (:func:`err1_mc`), which reads 0 once it falls below ``1/draws``.
+    """
+    _check_dk(d, k)
+    V.integer("n", n, 1)
+    free = max(k - 2, 0)
+    path = d - free
+    s2 = _stirling2_row(int(n))
+    total = 0
+    for j in range(0, min(int(n), d) + 1):
+        sets = sum(math.comb(free, a) * math.comb(path - (j - a) + 1, j - a)
+                   for a in range(0, min(free, j) + 1) if path - (j - a) + 1 >= j - a)
+        total += sets * math.factorial(j) * s2[j]
+    return total / d ** int(n)
+
+
 # ----------------------------------------------------------------------------------------------------------------
 # sample complexity
 # ----------------------------------------------------------------------------------------------------------------
