@@ -143,3 +143,78 @@ def test_chapter_renders_offline(driver) -> None:
     _check_page(driver, page, expect_math=True)
     n_img = driver.execute_script("return document.images.length")
     assert n_img > 0, f"{page}: no figures"
+
+
+# ---------------------------------------------------------------------------------------------
+# Chapters read like a paper: nothing overflows the page horizontally, every image is a captioned
+# figure.  Checked on one chapter of Part I and one of Part III, with every hidden cell opened.
+
+LAYOUT_CHAPTERS = (Path("book/part1/tasks_and_gap.html"), Path("book/part3/xord_dynamics.html"))
+
+_OVERFLOW_JS = """
+document.querySelectorAll('details').forEach(d => { d.open = true; });
+const main = document.querySelector('article.bd-article') || document.querySelector('main');
+const width = main.clientWidth;
+const out = [];
+const label = e => (e.closest('.cell') ? 'cell ' + Array.from(document.querySelectorAll('.cell'))
+  .indexOf(e.closest('.cell')) + ': ' : '') + e.tagName.toLowerCase() + '.' + e.className + ': '
+  + (e.innerText || '').trim().slice(0, 60);
+for (const e of main.querySelectorAll('div.cell_input pre, .highlight pre, div.cell_output pre')) {
+  if (e.getClientRects().length && e.scrollWidth > e.clientWidth + 1)
+    out.push(label(e) + ` (scrollWidth ${e.scrollWidth} > clientWidth ${e.clientWidth})`);
+}
+for (const t of main.querySelectorAll('table')) {
+  const box = t.parentElement;
+  if (!t.getClientRects().length) continue;
+  if (t.getBoundingClientRect().width > width + 1 || box.scrollWidth > box.clientWidth + 1)
+    out.push(label(t) + ` (table ${Math.round(t.getBoundingClientRect().width)}px, page ${width}px)`);
+}
+return out;
+"""
+
+_UNCAPTIONED_JS = """
+const main = document.querySelector('article.bd-article') || document.querySelector('main');
+const bad = [];
+for (const img of main.querySelectorAll('img')) {
+  const fig = img.closest('figure');
+  const cap = fig && fig.querySelector('figcaption');
+  if (!cap || !cap.innerText.trim()) bad.push(img.getAttribute('src'));
+}
+for (const fig of main.querySelectorAll('figure')) {
+  const cap = fig.querySelector('figcaption');
+  if (!cap || !cap.innerText.trim()) bad.push('figure#' + fig.id);
+}
+return [main.querySelectorAll('img').length, bad];
+"""
+
+
+def _full_page_screenshot(drv, path: Path) -> None:
+    """The whole page (up to 16000 px high) as one PNG: the window is made as tall as the page."""
+    size = drv.get_window_size()
+    height = drv.execute_script("return document.documentElement.scrollHeight")
+    try:
+        drv.set_window_size(size["width"], min(int(height) + 200, 16000))
+        time.sleep(0.5)
+        drv.save_screenshot(str(path))
+    finally:
+        drv.set_window_size(size["width"], size["height"])
+
+
+@pytest.mark.parametrize("page", LAYOUT_CHAPTERS, ids=str)
+def test_chapter_layout_fits_and_figures_have_captions(driver, page: Path) -> None:
+    require_html()
+    assert (HTML / page).is_file(), f"{page} is not built"
+    _open(driver, page)
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    stem = page.as_posix().replace("/", "_")
+    # As a reader sees it (plumbing code folded away), then with every folded cell opened.
+    _full_page_screenshot(driver, SHOTS / f"{stem}.paper.png")
+    overflow = driver.execute_script(_OVERFLOW_JS)
+    time.sleep(0.3)
+    _full_page_screenshot(driver, SHOTS / f"{stem}.all-code.png")
+    assert not overflow, (f"{page}: code or output wider than the page (reformat code lines to <= 100 "
+                          "characters, render tables instead of fixed-width prints):\n" + "\n".join(overflow))
+    n_img, uncaptioned = driver.execute_script(_UNCAPTIONED_JS)
+    assert n_img > 0, f"{page}: no figures"
+    assert not uncaptioned, (f"{page}: images without a figure caption (cell metadata mystnb.figure "
+                             f"name + caption): {uncaptioned}")
