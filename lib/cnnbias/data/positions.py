@@ -1,4 +1,4 @@
-"""Position tasks of the two-layer convolutional linear classifier paper {cite}`gd_conv_linear`.
+"""Position tasks of the two-layer convolutional linear classifier paper :cite:`gd_conv_linear`.
 
 Every input of these tasks is a sum of at most two signed one-hot vectors in R^d, so a dataset is stored
 sparsely: ``pos`` [N, 2] (0-based positions) and ``val`` [N, 2] (coefficients; 0 marks an unused slot),

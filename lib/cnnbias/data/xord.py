@@ -1,4 +1,4 @@
-"""Data of the XOR detection problem (XORD) and of its extension OBD ({cite}`xord`, Sec. 3 and App. A.4).
+"""Data of the XOR detection problem (XORD) and of its extension OBD (:cite:`xord`, Sec. 3 and App. A.4).
 
 Conventions (paper Sec. 5 / App. A.5): the four patterns of ``{+-1}^2`` are indexed 0..3 as
 

@@ -1,4 +1,4 @@
-"""Experiment drivers for Part I (two-layer convolutional linear classifiers, {cite}`gd_conv_linear`).
+"""Experiment drivers for Part I (two-layer convolutional linear classifiers, :cite:`gd_conv_linear`).
 
 The chapters call these; each returns plain tensors.  Seeds: run ``rep`` at training size ``n`` draws its
 training set from ``config.generators(f"{experiment}/data", {"task", "d", "n"}, R)[rep]`` and its initial

@@ -1,4 +1,4 @@
-"""Linear classifiers of {cite}`gd_conv_linear` (Section 2.1, Fig. 1), batched over runs.
+"""Linear classifiers of :cite:`gd_conv_linear` (Section 2.1, Fig. 1), batched over runs.
 
 All parameters carry a leading run axis R.
 

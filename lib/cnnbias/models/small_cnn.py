@@ -1,4 +1,4 @@
-"""The three-layer digit CNN of {cite}`xord`, Sec. 6.2, batched over runs, and the filter-clustering compression.
+"""The three-layer digit CNN of :cite:`xord`, Sec. 6.2, batched over runs, and the filter-clustering compression.
 
 Network: a 3x3 convolution with ``C`` channels (stride 1, no padding, with bias), ReLU, 2x2 max-pooling (stride 2,
 floor), and a fully connected layer to 10 classes.  For an ``H x W`` image the pooled map has

@@ -1,4 +1,4 @@
-"""Closed forms for two-layer convolutional linear classifiers {cite}`gd_conv_linear` (Sections 2.2, 3.1-3.2, App. A-B).
+"""Closed forms for two-layer convolutional linear classifiers :cite:`gd_conv_linear` (Sections 2.2, 3.1-3.2, App. A-B).
 
 Notation (paper, Section 2.2): for x in R^d, A_x = [x, x^{<-1}, ..., x^{<-(k-1)}] in R^{d x k} with
 (A_x)_{i,j} = x_{i+j-1} (zero when out of range); f_w(x) = w1^T A_x^T w2; M_{x,y} = y A_x;

@@ -1,4 +1,4 @@
-"""Primitive non-negative matrices (Definition 3 and App. C of {cite}`gd_conv_linear`).
+"""Primitive non-negative matrices (Definition 3 and App. C of :cite:`gd_conv_linear`).
 
 A non-negative square matrix A is *primitive* if A^t > 0 entrywise for some t >= 1; *irreducible* if its
 associated graph G_A (edge i -> j iff A_ij != 0) is strongly connected.  Two independent exact tests:

@@ -1,4 +1,4 @@
-"""Task-Cls analysis of {cite}`gd_conv_linear`: Theorem 4, Lemma 5, Proposition 6, sample-complexity saving.
+"""Task-Cls analysis of :cite:`gd_conv_linear`: Theorem 4, Lemma 5, Proposition 6, sample-complexity saving.
 
 In Task-Cls, (x, y) and (-x, -y) give the same M_{x,y}, so a training set is a multiset of n positions
 l_1..l_n i.i.d. uniform on [d] and M_tr = A_c with c_l = (count of l)/n >= 0; S_tr is the set of distinct positions.

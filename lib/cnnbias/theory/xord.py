@@ -1,4 +1,4 @@
-"""Theory of XOR detection ({cite}`xord`, Sections 3-5, App. A.5-A.7, B, C).
+"""Theory of XOR detection (:cite:`xord`, Sections 3-5, App. A.5-A.7, B, C).
 
 Network (Eq. 1): ``N_W(x) = sum_i [max_j relu(w(i).x_j) - max_j relu(u(i).x_j)]`` with ``W = [w(1..k); u(1..k)]``
 (``[R, 2k, 2]`` with a leading run axis).  Patterns ``x1..x4`` as in :mod:`cnnbias.data.xord`
