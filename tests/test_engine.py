@@ -297,3 +297,36 @@ def test_check_labels():
     assert check_labels(y) is y
     with pytest.raises(ValueError, match=r"ytr must contain only labels \+1 and -1.*0\.0"):
         check_labels(torch.tensor([1.0, 0.0]), "ytr")
+
+
+@pytest.mark.parametrize("chunk", [1, 2, 3])
+def test_chunked_steps_equal_one_batch_bit_for_bit(chunk):
+    idx, y, W, a = _problem()
+    lr = torch.tensor([0.5, 0.3, 2.0, 0.1, 0.8], dtype=torch.float64)
+    kw = dict(optimizer="gd", lr=lr, stop=StopRule(max_epochs=120, loss_below=0.55, check_every=3))
+    one = train(_loss(idx, y), {"W": W, "a": a}, chunk_runs=R, **kw)
+    ch = train(_loss(idx, y), {"W": W, "a": a}, chunk_runs=chunk, **kw)
+    assert len(set(one.epochs.tolist())) > 1  # runs stop at different epochs: compaction is exercised
+    for name in ("W", "a"):
+        assert torch.equal(one.params[name], ch.params[name])
+    assert torch.equal(one.epochs, ch.epochs) and torch.equal(one.final_loss, ch.final_loss)
+    assert one.stop_reason == ch.stop_reason
+
+
+def test_automatic_chunks_and_chunk_validation(monkeypatch):
+    import cnnbias.engine as eng
+
+    idx, y, W, a = _problem()
+    kw = dict(optimizer="gd", lr=0.5, stop=StopRule(max_epochs=30))
+    ref = train(_loss(idx, y), {"W": W, "a": a}, chunk_runs=R, **kw)
+    monkeypatch.setattr(eng, "CHUNK_BYTES", 1)  # one run per chunk
+    auto = train(_loss(idx, y), {"W": W, "a": a}, **kw)
+    assert torch.equal(ref.params["W"], auto.params["W"])
+    with pytest.raises(ValueError, match="chunk_runs must be None"):
+        train(_loss(idx, y), {"W": W, "a": a}, chunk_runs=0, **kw)
+
+
+def test_nonfinite_initial_params_are_rejected():
+    with pytest.raises(ValueError, match=r"params\['w'\] must be finite"):
+        train(lambda p, b: p["w"].sum(-1), {"w": torch.tensor([[1.0], [float("nan")]])}, lr=0.1,
+              stop=StopRule(max_epochs=2))

@@ -59,12 +59,20 @@ __all__ = [
     "LOSS_RTOL",
     "OPTIMIZERS",
     "STOP_REASONS",
+    "CHUNK_BYTES",
 ]
 
 OPTIMIZERS = ("gd", "sgd", "adam")
 ON_DIVERGE = ("warn", "raise")
 #: Why a run stopped (``TrainResult.stop_reason``).
+#: Why a run stopped (``TrainResult.stop_reason``).
 STOP_REASONS = ("max_epochs", "loss_below", "patience", "diverged")
+
+CHUNK_BYTES = 4 * 2**20
+"""Full-batch GD trains the runs in chunks whose activations (the tensors one run's loss saves for
+backward, times the runs in the chunk) stay under this many bytes, so that a chunk's forward and
+backward run in cache.  Measured with ``benchmarks/engine.py --chunks``; the results do not depend
+on it (runs are independent; ``tests/test_engine.py`` checks chunked == one batch bit for bit)."""
 
 LOSS_RTOL = 1e-10
 """Relative tolerance of the ``loss_below`` rule: a run stops once ``L <= loss_below * (1 + LOSS_RTOL)``.
@@ -326,6 +334,7 @@ class Plan:
     adam_eps: float
     on_diverge: str
     progress: bool
+    chunk_runs: int | None
 
     @classmethod
     def build(
@@ -345,6 +354,7 @@ class Plan:
         adam_eps=1e-8,
         on_diverge="warn",
         progress=None,
+        chunk_runs=None,
     ) -> Plan:
         """Validate the arguments (a ValueError names the argument and its allowed values) and
         decide the plan."""
@@ -372,6 +382,10 @@ class Plan:
             raise ValueError(f"adam_betas must lie in [0, 1), got {adam_betas!r}")
         if not adam_eps > 0:
             raise ValueError(f"adam_eps must be > 0, got {adam_eps!r}")
+        if chunk_runs is not None and (
+            isinstance(chunk_runs, bool) or not isinstance(chunk_runs, int) or chunk_runs < 1
+        ):
+            raise ValueError(f"chunk_runs must be None (automatic) or an integer >= 1, got {chunk_runs!r}")
         if on_diverge not in ON_DIVERGE:
             raise ValueError(f"on_diverge={on_diverge!r} is not supported; allowed values: {', '.join(ON_DIVERGE)}")
 
@@ -394,6 +408,9 @@ class Plan:
                 if seeds.numel() != R:
                     raise ValueError(f"shuffle_seeds must have one entry per run (R={R}), got {seeds.numel()}")
                 seeds = seeds.to(params[trainable[0]].device)
+        for n in trainable:
+            if not bool(torch.isfinite(params[n]).all()):
+                raise ValueError(f"params[{n!r}] must be finite at the start (it holds NaN or inf)")
         lr_all = _check_lr(lr, R, params[trainable[0]])
         if progress is None:
             progress = os.environ.get("CNNBIAS_PROGRESS", "") == "1"
@@ -415,6 +432,7 @@ class Plan:
             adam_eps=float(adam_eps),
             on_diverge=on_diverge,
             progress=bool(progress),
+            chunk_runs=chunk_runs,
         )
 
 
@@ -432,10 +450,15 @@ class GD:
         self.lr = lr
 
     @torch.no_grad()
-    def step(self, params: Mapping[str, torch.Tensor], grads: Mapping[str, torch.Tensor]) -> None:
+    def step(self, params: Mapping[str, torch.Tensor], grads: Mapping[str, torch.Tensor], sl: slice | None = None):
+        """One update of ``params`` (the live runs, or the slice ``sl`` of them) by ``grads``."""
+        lr = self.lr if sl is None else self.lr[sl]
         for n, g in grads.items():
             p = params[n]
-            p.sub_(_bcast(self.lr, p) * g)
+            if g.is_contiguous():  # eta * g formed in place in the gradient: the same rounding, no temporary
+                p.sub_(g.mul_(_bcast(lr, p)))
+            else:  # e.g. an expanded gradient of a sum
+                p.sub_(_bcast(lr, p) * g)
 
     def compact(self, keep: torch.Tensor) -> None:
         """Keep only the runs in the bool mask ``keep`` (finished runs are dropped)."""
@@ -458,7 +481,9 @@ class Adam(GD):
         self.v = {n: torch.zeros_like(p) for n, p in params.items()}
 
     @torch.no_grad()
-    def step(self, params, grads) -> None:
+    def step(self, params, grads, sl: slice | None = None) -> None:
+        if sl is not None:
+            raise ValueError("Adam steps all live runs at once (its step counter is shared); sl must be None")
         b1, b2 = self.betas
         self.t += 1
         c1, c2 = 1 - b1**self.t, 1 - b2**self.t
@@ -537,6 +562,7 @@ class _Runs:
         self.best = torch.full((plan.R,), float("inf"), dtype=dt, device=dev)
         self.since_best = torch.zeros(plan.R, dtype=torch.int64, device=dev)
         self.cache: dict = {}
+        self.chunk_caches: dict[int, dict] = {}
 
     def batch(self, idx: torch.Tensor | None = None) -> Batch:
         return Batch(self.live, idx, self.plan.R, self.cache, self.plan.n_train)
@@ -544,20 +570,14 @@ class _Runs:
     def grads(self, total: torch.Tensor) -> list[torch.Tensor]:
         return list(torch.autograd.grad(total, [self.cur[n] for n in self.plan.trainable]))
 
-    def _nonfinite_params(self) -> torch.Tensor:
-        bad = torch.zeros(self.live.numel(), dtype=torch.bool, device=self.live.device)
-        for n in self.plan.trainable:
-            bad |= ~torch.isfinite(self.cur[n].detach().reshape(self.live.numel(), -1)).all(1)
-        return bad
-
-    def check(self, epoch: int, L: torch.Tensor, due: bool = True) -> torch.Tensor | None:
-        """Apply the stop rules (if ``due``) and the divergence test (always) to the live runs after
-        ``epoch`` epochs.  Returns the keep mask, or None when every live run goes on.  Finished runs'
-        results are written out."""
-        stop, live = self.plan.stop, self.live
+    def check(self, epoch: int, L: torch.Tensor, due: bool = True, sl: slice | None = None) -> torch.Tensor | None:
+        """Apply the stop rules (if ``due``) and the divergence test (always: a non-finite loss) to the
+        live runs (or the slice ``sl`` of them) after ``epoch`` epochs.  Returns the keep mask, or
+        None when every run goes on.  Finished runs' results are written out; a finished run whose
+        parameters are not all finite is reported as diverged whatever rule stopped it."""
+        stop = self.plan.stop
+        live = self.live if sl is None else self.live[sl]
         bad = ~torch.isfinite(L)
-        if due:
-            bad |= self._nonfinite_params()
         if not due and not bool(bad.any()):
             return None
         done = bad.clone()
@@ -580,19 +600,23 @@ class _Runs:
                 done[:] = True
         if not bool(done.any()):
             return None
+        cur = {n: self.cur[n].detach() if sl is None else self.cur[n].detach()[sl] for n in self.plan.names}
+        for n in self.plan.trainable:  # parameters gone non-finite although the loss is finite
+            why[done & ~torch.isfinite(cur[n].reshape(len(live), -1)).all(1)] = 3
         fin = live[done].cpu()
         self.final_loss[fin] = L[done].cpu().to(self.final_loss.dtype)
         self.epochs[fin] = epoch
         for r, w in zip(fin.tolist(), why[done].cpu().tolist()):
             self.reason[r] = STOP_REASONS[w]
         for n in self.plan.names:
-            self.out[n][live[done]] = self.cur[n].detach()[done].to(self.out[n].dtype)
+            self.out[n][live[done]] = cur[n][done].to(self.out[n].dtype)
         return ~done
 
     def compact(self, keep: torch.Tensor, opt: GD) -> None:
         """Drop finished runs from the computation (and from the optimizer's state)."""
         self.live = self.live[keep]
         self.cache.clear()
+        self.chunk_caches.clear()
         for n in self.plan.names:
             t = self.cur[n].detach()[keep]
             self.cur[n] = t.requires_grad_(True) if n in self.plan.trainable else t
@@ -625,21 +649,72 @@ def _report_divergence(reasons: list[str], on_diverge: str) -> None:
 # --- training -------------------------------------------------------------------------------------
 
 
-def _fused_epoch(runs: _Runs, opt: GD, loss_fn, epoch: int) -> bool:
-    """One full-batch step whose loss (the loss after ``epoch`` epochs) also feeds the stop rules.
-    Returns False when no run is left."""
-    loss = _check_loss(loss_fn(runs.cur, runs.batch()), runs.live, "loss_fn")
-    keep = runs.check(epoch, loss.detach(), due=runs.plan.stop.due(epoch))
-    if keep is None:
-        grads = runs.grads(loss.sum())
-    else:
-        if not bool(keep.any()):
-            return False
-        grads = runs.grads(loss[keep].sum())
-        runs.compact(keep, opt)
-        grads = [g[keep] for g in grads]
-    opt.step(runs.cur, dict(zip(runs.plan.trainable, grads)))
+def _fused_epoch(runs: _Runs, opt: GD, loss_fn, epoch: int, chunk: int) -> bool:
+    """One full-batch step whose loss (the loss after ``epoch`` epochs) also feeds the stop rules,
+    ``chunk`` live runs at a time (forward, stop check, backward and update per chunk, so that a
+    chunk's activations stay in cache).  Runs are independent, so every run gets the same bits
+    whatever the chunking.  Returns False when no run is left."""
+    plan = runs.plan
+    due = plan.stop.due(epoch)
+    n_live = runs.live.numel()
+    keeps = []
+    for a in range(0, n_live, chunk):
+        sl = slice(a, min(a + chunk, n_live))
+        whole = sl.start == 0 and sl.stop == n_live
+        leaves = {}
+        for n in plan.names:
+            t = runs.cur[n].detach()
+            t = t if whole else t[sl]
+            leaves[n] = t.requires_grad_(True) if n in plan.trainable else t
+        cache = runs.chunk_caches.setdefault(a, {})
+        batch = runs.batch() if whole else Batch(runs.live[sl], None, plan.R, cache, plan.n_train)
+        loss = _check_loss(loss_fn(leaves, batch), batch.runs, "loss_fn")
+        keep = runs.check(epoch, loss.detach(), due=due, sl=None if whole else sl)
+        keeps.append(keep)
+        if keep is not None:
+            if not bool(keep.any()):
+                continue
+            loss = loss[keep]  # finished runs get no gradient; they are dropped below
+        grads = torch.autograd.grad(loss.sum(), [leaves[n] for n in plan.trainable])
+        opt.step(leaves, dict(zip(plan.trainable, grads)), sl=None if whole else sl)
+    if all(k is None for k in keeps):
+        return True
+    keep = torch.cat(
+        [
+            torch.ones(min(chunk, n_live - i * chunk), dtype=torch.bool, device=runs.live.device) if k is None else k
+            for i, k in enumerate(keeps)
+        ]
+    )
+    if not bool(keep.any()):
+        return False
+    runs.compact(keep, opt)
     return True
+
+
+def _chunk_size(runs: _Runs, opt: GD, loss_fn) -> int:
+    """Runs per chunk of a fused full-batch step: ``plan.chunk_runs`` if given, else as many as keep
+    the activations under :data:`CHUNK_BYTES`, measured by the bytes that one run's loss saves for
+    backward (one extra forward pass of one run).  Adam steps all runs at once (shared counter)."""
+    plan = runs.plan
+    if isinstance(opt, Adam):
+        return plan.R
+    if plan.chunk_runs is not None:
+        return plan.chunk_runs
+    if plan.R == 1:
+        return 1
+    saved = [0]
+
+    def pack(t: torch.Tensor) -> torch.Tensor:
+        saved[0] += t.numel() * t.element_size()
+        return t
+
+    leaves = {}
+    for n in plan.names:
+        t = runs.cur[n].detach()[:1]
+        leaves[n] = t.requires_grad_(True) if n in plan.trainable else t
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        loss_fn(leaves, Batch(runs.live[:1], None, plan.R, None, plan.n_train))
+    return max(1, min(plan.R, CHUNK_BYTES // max(saved[0], 1)))
 
 
 def _minibatch_epoch(runs: _Runs, opt: GD, loss_fn, epoch: int) -> None:
@@ -670,6 +745,7 @@ def train(
     adam_eps: float = 1e-8,
     progress: bool | None = None,
     on_diverge: str = "warn",
+    chunk_runs: int | None = None,
 ) -> TrainResult:
     """Train the R runs in ``params`` until each meets ``stop``.
 
@@ -681,6 +757,8 @@ def train(
     ``result.history`` as ``[T, R, ...]``, NaN for runs that had stopped.  A run whose loss or
     parameters become non-finite stops with reason ``"diverged"``; ``on_diverge`` ("warn" or
     "raise") says whether that is a RuntimeWarning or a FloatingPointError naming the runs.
+    ``chunk_runs``: full-batch GD steps this many runs at a time (default: automatic, see
+    :data:`CHUNK_BYTES`); the results are the same bits for any value.
     """
     plan = Plan.build(
         params,
@@ -697,12 +775,14 @@ def train(
         adam_eps=adam_eps,
         on_diverge=on_diverge,
         progress=progress,
+        chunk_runs=chunk_runs,
     )
     runs = _Runs(params, plan)
     opt = _make_optimizer(plan, runs.cur)
     history = History(record, plan.record_every, plan.R)
     evaluate = eval_fn or loss_fn
     history(0, runs.cur, runs.live)
+    chunk = _chunk_size(runs, opt, loss_fn) if plan.fused else plan.R
     bar = None
     if plan.progress:
         from tqdm.auto import tqdm
@@ -712,7 +792,7 @@ def train(
     epoch = 0
     while runs.live.numel() > 0:
         if plan.fused:
-            if not _fused_epoch(runs, opt, loss_fn, epoch):
+            if not _fused_epoch(runs, opt, loss_fn, epoch, chunk):
                 break
         else:
             _minibatch_epoch(runs, opt, loss_fn, epoch)

@@ -16,6 +16,7 @@
 #include <torch/extension.h>
 
 #include <cmath>
+#include <algorithm>
 #include <cstdint>
 #include <limits>
 #include <vector>
@@ -89,24 +90,27 @@ torch::Tensor backward(torch::Tensor g, torch::Tensor idx, torch::Tensor sel, to
   sel = sel.contiguous();
   h = h.contiguous();
   const int64_t R = g.size(0), m = g.size(1), C = g.size(2), n = idx.size(2);
-  auto dW = torch::zeros({R, C, d}, g.options());
+  // each run's gradient accumulates in a zeroed L1-sized buffer, then is copied out once
+  // (torch::zeros + scattered adds would write the [R, C, d] output twice)
+  auto dW = torch::empty({R, C, d}, g.options());
   const double* gp = g.data_ptr<double>();
   const int64_t* ip = idx.data_ptr<int64_t>();
   const uint8_t* sp = sel.data_ptr<uint8_t>();
   const double* hp = h.data_ptr<double>();
   double* out = dW.data_ptr<double>();
-  {
-    for (int64_t r = 0; r < R; ++r) {
-      double* o = out + r * C * d;
-      for (int64_t i = 0; i < m; ++i) {
-        const int64_t base = (r * m + i) * C;
-        const int64_t* ii = ip + (r * m + i) * n;
-        for (int64_t c = 0; c < C; ++c) {
-          const double active = hp[base + c] > 0.0 ? 1.0 : 0.0;
-          o[c * d + ii[sp[base + c]]] += gp[base + c] * active;
-        }
+  std::vector<double> buf(C * d);
+  for (int64_t r = 0; r < R; ++r) {
+    double* o = buf.data();
+    std::fill(buf.begin(), buf.end(), 0.0);
+    for (int64_t i = 0; i < m; ++i) {
+      const int64_t base = (r * m + i) * C;
+      const int64_t* ii = ip + (r * m + i) * n;
+      for (int64_t c = 0; c < C; ++c) {
+        const double active = hp[base + c] > 0.0 ? 1.0 : 0.0;
+        o[c * d + ii[sp[base + c]]] += gp[base + c] * active;
       }
     }
+    std::copy(buf.begin(), buf.end(), out + r * C * d);
   }
   return dW;
 }
