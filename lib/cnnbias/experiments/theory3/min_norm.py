@@ -9,11 +9,16 @@ Data (nothing is downloaded): Gaussian ``X`` with i.i.d. ``N(0, 1)`` entries and
 Gaussian ``X`` with a prescribed spectrum (random orthogonal factors, eigenvalues of ``X X^T / n``
 log-spaced over ``[s_min, s_max]``), for the early-stopping sweep; scikit-learn's bundled 8x8 digits
 (:func:`cnnbias.data.digits.load_digits`, pixels in ``[0, 1]``), for the first-layer experiment.
-Run ``r`` draws everything from ``config.generators(EXPERIMENT + "." + part, cfg_part, R)[r]``.
+Run ``r`` draws everything from ``config.generators(EXPERIMENT + "." + part, cfg_part, R)[r]`` (on the CPU).
+
+Device and precision.  Tensors live on ``config.device()`` (CPU, or CUDA at paper scale) and are float64
+on every device, whatever ``CNNBIAS_DTYPE`` says: the chapter's claims compare residuals of exact identities
+with tolerances of 1e-10 to 1e-12, which float32 cannot resolve.  Drivers return CPU tensors.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -94,9 +99,28 @@ class DivergedError(RuntimeError):
     """A training run diverged (non-finite or exploding loss); the message names the runs."""
 
 
-def _dtype_device():
-    dev = config.device()
-    return config.dtype(dev), dev
+def _device() -> torch.device:
+    """``config.device()``.  Every tensor is float64 on every device (module docstring)."""
+    return config.device()
+
+
+def _cpu(x):
+    """``x`` with every tensor (also inside dicts, lists, tuples) moved to the CPU."""
+    if isinstance(x, Tensor):
+        return x.cpu()
+    if isinstance(x, dict):
+        return {k: _cpu(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return type(x)(_cpu(v) for v in x)
+    return x
+
+
+def _returns_cpu(fn):
+    """Decorator: the driver's result comes back on the CPU (notebooks print and plot it)."""
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        return _cpu(fn(*args, **kwargs))
+    return wrapper
 
 
 def _gens(part: str, cfg: dict, R: int) -> list[torch.Generator]:
@@ -113,7 +137,7 @@ def gaussian_problem(gens: list[torch.Generator], n: int, d: int) -> tuple[Tenso
     V.integer("d", d, n + 1)
     X = torch.stack([torch.randn(n, d, generator=g, dtype=torch.float64) for g in gens])
     y = torch.stack([torch.randn(n, generator=g, dtype=torch.float64) for g in gens])
-    return X, y
+    return X.to(_device()), y.to(_device())
 
 
 def spectral_problem(gens: list[torch.Generator], n: int, d: int, s_max: float, s_min: float
@@ -132,7 +156,7 @@ def spectral_problem(gens: list[torch.Generator], n: int, d: int, s_max: float, 
         Q, _ = torch.linalg.qr(torch.randn(d, n, generator=g, dtype=torch.float64))
         Xs.append(U @ torch.diag((n * s).sqrt()) @ Q.T)
         ys.append(torch.randn(n, generator=g, dtype=torch.float64))
-    return torch.stack(Xs), torch.stack(ys)
+    return torch.stack(Xs).to(_device()), torch.stack(ys).to(_device())
 
 
 def digits_problem(gens: list[torch.Generator], n: int) -> tuple[Tensor, Tensor]:
@@ -147,7 +171,7 @@ def digits_problem(gens: list[torch.Generator], n: int) -> tuple[Tensor, Tensor]
     X = X / torch.linalg.vector_norm(X, dim=-1, keepdim=True)
     lab = torch.as_tensor(lab).long()
     idx = torch.stack([torch.randperm(len(X), generator=g)[:n] for g in gens])
-    return X[idx], torch.nn.functional.one_hot(lab[idx], 10).to(torch.float64)
+    return X[idx].to(_device()), torch.nn.functional.one_hot(lab[idx], 10).to(torch.float64).to(_device())
 
 
 # --- training ------------------------------------------------------------------------------------
@@ -261,6 +285,7 @@ def fit_loglog(x, y) -> tuple[float, float]:
 # --- experiments ---------------------------------------------------------------------------------
 
 
+@_returns_cpu
 def min_norm_runs(cfg: dict) -> dict:
     """GD (``eta = 1 / s_max``) and SGD (``eta = 1 / max_i ||x_i||^2``) from zero on Gaussian problems.
 
@@ -284,7 +309,7 @@ def min_norm_runs(cfg: dict) -> dict:
         return torch.linalg.vector_norm((Pn @ trace[..., None])[..., 0], dim=-1) / torch.linalg.vector_norm(wd, dim=-1)
 
     contraction = (1 - eta_gd * s[:, -1]) ** c["gd_steps"]
-    z = torch.stack([torch.randn(c["d"], generator=g, dtype=torch.float64) for g in gens])
+    z = torch.stack([torch.randn(c["d"], generator=g, dtype=torch.float64) for g in gens]).to(X.device)
     z = (Pn @ z[..., None])[..., 0]
     other = wd + z / torch.linalg.vector_norm(z, dim=-1, keepdim=True) * torch.linalg.vector_norm(wd, dim=-1,
                                                                                                  keepdim=True)
@@ -300,6 +325,7 @@ def min_norm_runs(cfg: dict) -> dict:
     )
 
 
+@_returns_cpu
 def init_scale_sweep(cfg: dict) -> dict:
     """GD from ``w0 = scale * g``, ``g ~ N(0, I_d / d)``, for every scale: distances of the limit to
     ``w_dagger`` and to ``w_dagger + P_null w0`` (relative to ``||w_dagger||``); all scales and seeds as one
@@ -308,7 +334,8 @@ def init_scale_sweep(cfg: dict) -> dict:
     gens = _gens("init_scale", c, c["R"])
     X, y = gaussian_problem(gens, c["n"], c["d"])
     g0 = torch.stack([torch.randn(c["d"], generator=g, dtype=torch.float64) for g in gens]) / math.sqrt(c["d"])
-    scales = torch.tensor(c["scales"], dtype=torch.float64)
+    g0 = g0.to(X.device)
+    scales = torch.tensor(c["scales"], dtype=torch.float64, device=X.device)
     S, R = len(scales), c["R"]
     Xb, yb = X.repeat(S, 1, 1), y.repeat(S, 1)
     w0 = (scales[:, None, None] * g0[None]).reshape(S * R, -1)
@@ -326,6 +353,7 @@ def init_scale_sweep(cfg: dict) -> dict:
     )
 
 
+@_returns_cpu
 def step_size_sweep(cfg: dict) -> dict:
     """GD from zero with ``eta = factor / s_max`` for each factor (stable iff ``factor < 2``); all factors and
     seeds as one batch.  Diverged runs are flagged, not raised (the sweep is meant to show them)."""
@@ -334,7 +362,7 @@ def step_size_sweep(cfg: dict) -> dict:
     X, y = gaussian_problem(gens, c["n"], c["d"])
     F, R = len(c["factors"]), c["R"]
     Xb, yb = X.repeat(F, 1, 1), y.repeat(F, 1)
-    fac = torch.tensor(c["factors"], dtype=torch.float64).repeat_interleave(R)
+    fac = torch.tensor(c["factors"], dtype=torch.float64, device=X.device).repeat_interleave(R)
     eta = fac / _spectrum(Xb)[:, 0]
     out = run_gd(Xb, yb, eta, c["steps"], on_diverge="flag")
     wd = M.min_norm_solution(Xb, yb)
@@ -342,6 +370,7 @@ def step_size_sweep(cfg: dict) -> dict:
                 diverged=out["diverged"].reshape(F, R), loss=out["loss"].reshape(F, R))
 
 
+@_returns_cpu
 def tikhonov_sweep(cfg: dict) -> dict:
     """``||w_lam - w_dagger|| / ||w_dagger||`` for each ``lam`` (ridge in closed form), per run."""
     c = cfg["tikhonov"]
@@ -352,6 +381,7 @@ def tikhonov_sweep(cfg: dict) -> dict:
     return dict(lams=c["lams"], err=errs, s_min=_spectrum(X)[:, -1])
 
 
+@_returns_cpu
 def gd_ridge_sweep(cfg: dict) -> dict:
     """GD from zero (``eta = 1 / s_max``) on problems with a log-spaced spectrum, iterates recorded at
     log-spaced ``T``; for each, the ridge ``lam*`` closest to ``w_T``.  The exponent of ``lam* ~ T^p`` is fitted
@@ -363,7 +393,7 @@ def gd_ridge_sweep(cfg: dict) -> dict:
     eta = 1.0 / c["s_max"]
     Ts = sorted({int(round(10 ** (k / c["per_decade"])))
                  for k in range(int(c["per_decade"] * math.log10(c["T_max"])) + 1)})
-    w = torch.zeros(X.shape[0], X.shape[-1], dtype=X.dtype)
+    w = torch.zeros(X.shape[0], X.shape[-1], dtype=X.dtype, device=X.device)
     n = X.shape[-2]
     Xt = X.transpose(-1, -2)
     iters, t = [], 0
@@ -377,7 +407,7 @@ def gd_ridge_sweep(cfg: dict) -> dict:
         lk, dk = M.matching_ridge_lambda(X, y, wT, lam_min=c["s_min"] * 1e-6, lam_max=c["s_max"] * 1e3)
         lam.append(lk)
         dist.append(dk / torch.linalg.vector_norm(wT, dim=-1))
-    lam = torch.stack(lam, 1)  # [R, K]
+    lam = torch.stack(lam, 1).cpu()  # [R, K]
     Tt = torch.tensor(Ts, dtype=torch.float64)
     fit = (1.0 / (eta * Tt) >= c["fit_margin"] * c["s_min"]) & (1.0 / (eta * Tt) <= c["s_max"])
     slopes = [fit_loglog(Tt[fit].numpy(), lam[r, fit].numpy())[0] for r in range(lam.shape[0])]
@@ -408,6 +438,7 @@ def _net_forward(model: str, params: list[Tensor], X: Tensor) -> Tensor:
     return h @ params[1].transpose(-1, -2)
 
 
+@_returns_cpu
 def first_layer_span(cfg: dict) -> dict:
     """Two-layer nets ``W2 act(W1 x)`` (``act``: identity, Eq. 69; ``z^2``, ``z^3``, Eq. 70; ReLU) and a three-layer
     ReLU net, trained by full-batch GD on the square loss to one-hot digit labels from ``N(0, scale^2 / fan_in)``
@@ -422,14 +453,14 @@ def first_layer_span(cfg: dict) -> dict:
     gens = _gens("first_layer", c, c["R"])
     X, Y = digits_problem(gens, c["n"])
     Pn = M.null_space_projector(X)  # [R, 64, 64]
-    scales = torch.tensor(c["init_scales"], dtype=torch.float64)
+    scales = torch.tensor(c["init_scales"], dtype=torch.float64, device=X.device)
     S, R, p, D = len(scales), c["R"], c["width"], X.shape[-1]
     Xb, Yb, Pb = X.repeat(S, 1, 1), Y.repeat(S, 1, 1), Pn.repeat(S, 1, 1)
     sc = scales.repeat_interleave(R)[:, None, None]
     out = {}
     for model in MODELS:
         def draw(shape, fan_in):
-            z = torch.stack([torch.randn(shape, generator=g, dtype=torch.float64) for g in gens])
+            z = torch.stack([torch.randn(shape, generator=g, dtype=torch.float64) for g in gens]).to(X.device)
             return z.repeat(S, 1, 1) * sc / math.sqrt(fan_in)
 
         shapes = [((p, D), D), ((10, p), p)] if model != "relu_deep" else [((p, D), D), ((p, p), p), ((10, p), p)]
@@ -465,11 +496,13 @@ def _poly_data(c: dict, gens: list[torch.Generator]) -> tuple[Tensor, Tensor, Te
     exps = PF.monomial_exponents(c["d"], c["degree"])
     Xs = torch.stack([torch.rand(c["n"], c["d"], generator=g, dtype=torch.float64) * 2 - 1 for g in gens])
     a_true = torch.stack([torch.randn(len(exps), generator=g, dtype=torch.float64) for g in gens])
+    Xs, a_true = Xs.to(_device()), a_true.to(_device())
     Phi = PF.monomial_features(Xs, exps)  # [R, n, D]
     y = (Phi @ a_true[..., None])[..., 0]
     return exps, Xs, Phi, y
 
 
+@_returns_cpu
 def poly_standard(cfg: dict) -> dict:
     """GD from ``a = 0`` on the monomial coefficients (standard parameterization, Sec. 9.10.3): relative distance
     ``err`` of the result to ``a_dagger = Phi^+ y`` (the minimum-norm interpolating coefficients), its relative
@@ -485,6 +518,7 @@ def poly_standard(cfg: dict) -> dict:
                 bound=(1 - s[:, -1] / s[:, 0]) ** c["std_steps"], D=len(exps), n=c["n"])
 
 
+@_returns_cpu
 def poly_weight(cfg: dict) -> dict:
     """GD on the weights of ``f(x) = sum_k c_k (<w_k, x> + b_k)^m`` (weight parameterization, Eq. 67; ``m`` =
     ``degree``), from ``N(0, scale^2)`` weights, for every initial scale (batched), on the same data as
@@ -494,10 +528,10 @@ def poly_weight(cfg: dict) -> dict:
     gens = _gens("poly", c, c["R"])
     exps, Xs, Phi, y = _poly_data(c, gens)
     a_dag = M.min_norm_solution(Phi, y)
-    scales = torch.tensor(c["init_scales"], dtype=torch.float64)
+    scales = torch.tensor(c["init_scales"], dtype=torch.float64, device=Xs.device)
     S, R, N, d, m = len(scales), c["R"], c["width"], c["d"], c["degree"]
     wg = _gens("poly.weights", c, R)
-    z = torch.stack([torch.randn(N, d + 2, generator=g, dtype=torch.float64) for g in wg])
+    z = torch.stack([torch.randn(N, d + 2, generator=g, dtype=torch.float64) for g in wg]).to(Xs.device)
     z = z.repeat(S, 1, 1) * scales.repeat_interleave(R)[:, None, None]
     W, b, cc = z[..., :d].clone(), z[..., d].clone(), z[..., d + 1].clone()
     Xb, yb = Xs.repeat(S, 1, 1), y.repeat(S, 1)
@@ -527,6 +561,7 @@ def poly_weight(cfg: dict) -> dict:
     )
 
 
+@_returns_cpu
 def poly_product(cfg: dict) -> dict:
     """GD on the *product* (weight) parameterization of the same polynomial, ``a = u * v`` elementwise (each
     monomial coefficient a product of two weights, as ``a_5 = 2 sum_i w_1i w_2i`` in Sec. 9.10.4), from
@@ -541,10 +576,10 @@ def poly_product(cfg: dict) -> dict:
     gens = _gens("poly", c, c["R"])
     exps, Xs, Phi, y = _poly_data(c, gens)
     a_dag = M.min_norm_solution(Phi, y)
-    scales = torch.tensor(c["product_scales"], dtype=torch.float64)
+    scales = torch.tensor(c["product_scales"], dtype=torch.float64, device=Xs.device)
     S, R, D = len(scales), c["R"], len(exps)
     wg = _gens("poly.product", c, R)
-    z = torch.stack([torch.randn(2, D, generator=g, dtype=torch.float64) for g in wg])  # [R, 2, D]
+    z = torch.stack([torch.randn(2, D, generator=g, dtype=torch.float64) for g in wg]).to(Xs.device)  # [R, 2, D]
     z = z.repeat(S, 1, 1) * scales.repeat_interleave(R)[:, None, None]
     u, v = z[:, 0].clone(), z[:, 1].clone()
     Pb, yb = Phi.repeat(S, 1, 1), y.repeat(S, 1)
@@ -579,6 +614,7 @@ def poly_product(cfg: dict) -> dict:
 # --- robust optimization (App. 9.4.1) ----------------------------------------------------------
 
 
+@_returns_cpu
 def robust_check(cfg: dict) -> dict:
     """Random ``w, x, y`` (``x`` on the unit sphere) per run; the worst weight perturbation ``||dw|| <= rho ||w||``
     of the margin and of the square loss, and the worst input perturbation ``||dx|| <= rho`` of the margin, found
