@@ -11,8 +11,8 @@ so truncating at ``T_{degree}`` (``degree`` even) gives the polynomial::
 
     p(x) = B * ( t/2 + |t|_degree / 2 ),   t = x / B,
 
-of degree ``degree``, whose error on ``[-B, B]`` is at most ``(2B/pi) / (degree + 1)`` (the tail of
-the alternating series, halved).  The coefficients are computed with Python floats from this formula,
+of degree ``degree``, whose error on ``[-B, B]`` is at most ``B / (pi (degree + 1))``: half of ``B``
+times the tail ``(4/pi) sum_{k > degree/2} 1/(4k^2 - 1) = 2 / (pi (degree + 1))`` (attained at 0).  The coefficients are computed with Python floats from this formula,
 identically on every machine.  Outside ``[-B, B]`` ``p`` is a polynomial and grows like ``x^degree``,
 as in the paper.
 
