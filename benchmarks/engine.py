@@ -26,6 +26,7 @@ The last line is ``batched/loop speedup: X`` (engine against the minimal loop, m
     python benchmarks/engine.py                # R=100, C=100, m=12, 200 steps, 5 repetitions
     python benchmarks/engine.py --scaling      # markdown tables over R and m (for the README)
     python benchmarks/engine.py --profile      # torch.profiler op table of one engine step
+    python benchmarks/engine.py --chunks       # engine time against the runs per chunk (CHUNK_BYTES)
 """
 
 from __future__ import annotations
@@ -72,12 +73,13 @@ def _kernel_env(ref: bool):
     return _Env()
 
 
-def run_engine(X, y, W, a, steps: int, lr: float, ref: bool = False):
+def run_engine(X, y, W, a, steps: int, lr: float, ref: bool = False, chunk_runs: int | None = None):
     def loss_fn(p, b: Batch):
         return logistic(b.take(y) * maxpool.forward(p["W"], p["a"], idx=b.take(X))).mean(-1)
 
     with _kernel_env(ref):
-        res = train(loss_fn, {"W": W, "a": a}, optimizer="gd", lr=lr, stop=StopRule(max_epochs=steps))
+        res = train(loss_fn, {"W": W, "a": a}, optimizer="gd", lr=lr, stop=StopRule(max_epochs=steps),
+                    chunk_runs=chunk_runs)
     return res.params
 
 
@@ -291,6 +293,7 @@ def main(argv=None) -> float:
     ap.add_argument("--variants", default=",".join(VARIANTS), help=f"comma-separated subset of {VARIANTS}")
     ap.add_argument("--scaling", action="store_true", help="markdown tables over R and m")
     ap.add_argument("--profile", action="store_true", help="torch.profiler op table of the engine")
+    ap.add_argument("--chunks", action="store_true", help="engine time against runs per chunk")
     args = ap.parse_args(argv)
     for name in ("runs", "channels", "m", "n", "d", "steps", "reps", "loop_runs"):
         if getattr(args, name) < 1:
@@ -309,6 +312,8 @@ def main(argv=None) -> float:
 
     if args.profile:
         return profile(args)
+    if args.chunks:
+        return chunks(args)
     if args.scaling:
         return scaling(args, roof)
 
@@ -381,6 +386,31 @@ def scaling(args, roof) -> float:
             print(lines[-1], flush=True)
         out.extend(lines)
     print("\n".join(out))
+    return float("nan")
+
+
+def chunks(args) -> float:
+    """Engine ms/step against the runs per chunk (interleaved, repeated), for R x m problems."""
+    import cnnbias.engine as eng
+
+    dev, dt = config.device(), config.dtype()
+    print(f"automatic: CHUNK_BYTES = {eng.CHUNK_BYTES / 2**20:.0f} MiB of saved activations per chunk")
+    for R, m in ((args.runs, args.m), (1000, 100), (1000, 12)):
+        X, y, W, a = make_problem(R, args.channels, m, args.n, args.d, dev, dt)
+        steps = max(5, args.steps * 1200 // (R * m))
+        sizes = sorted({s for s in (1, 5, 10, 20, 50, 100, 200, 500, R) if s <= R}) + [None]
+        t = {s: [] for s in sizes}
+        for s in sizes:
+            run_engine(X, y, W, a, 2, args.lr, chunk_runs=s)
+        for rep in range(args.reps):
+            for s in sizes[rep % len(sizes) :] + sizes[: rep % len(sizes)]:
+                _, w, _ = _clock(lambda s=s, p=(X, y, W, a), k=steps: run_engine(*p, k, args.lr, chunk_runs=s))
+                t[s].append(w / steps * 1e3)
+        print(f"\nR={R}, m={m}, [R,m,C] = {R * m * args.channels * 8 / 1e6:.1f} MB, {steps} steps: "
+              "ms/step min / median")
+        print("| runs per chunk | " + " | ".join("auto" if s is None else str(s) for s in sizes) + " |")
+        print("| --- " * (len(sizes) + 1) + "|")
+        print("| ms/step | " + " | ".join(f"{min(v):.2f} / {statistics.median(v):.2f}" for v in t.values()) + " |")
     return float("nan")
 
 

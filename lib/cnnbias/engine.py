@@ -68,10 +68,13 @@ ON_DIVERGE = ("warn", "raise")
 #: Why a run stopped (``TrainResult.stop_reason``).
 STOP_REASONS = ("max_epochs", "loss_below", "patience", "diverged")
 
-CHUNK_BYTES = 4 * 2**20
+CHUNK_BYTES = 16 * 2**20
 """Full-batch GD trains the runs in chunks whose activations (the tensors one run's loss saves for
 backward, times the runs in the chunk) stay under this many bytes, so that a chunk's forward and
-backward run in cache.  Measured with ``benchmarks/engine.py --chunks``; the results do not depend
+backward run in cache (L2 1 MiB per core, L3 32 MiB shared on the 2-core EPYC it was measured on).
+Measured with ``benchmarks/engine.py --chunks``: at R=1000, m=100 (80 MB per [R, m, C] tensor) 50-200
+runs per chunk were 2x faster than one batch, 1-20 runs per chunk slower (per-op overhead); 16 MiB
+gives 94 runs there and no chunking at the default R=100, m=12.  The results do not depend
 on it (runs are independent; ``tests/test_engine.py`` checks chunked == one batch bit for bit)."""
 
 LOSS_RTOL = 1e-10
