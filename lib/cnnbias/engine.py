@@ -65,7 +65,6 @@ __all__ = [
 OPTIMIZERS = ("gd", "sgd", "adam")
 ON_DIVERGE = ("warn", "raise")
 #: Why a run stopped (``TrainResult.stop_reason``).
-#: Why a run stopped (``TrainResult.stop_reason``).
 STOP_REASONS = ("max_epochs", "loss_below", "patience", "diverged")
 
 CHUNK_BYTES = 16 * 2**20
