@@ -100,8 +100,13 @@ def test_figures_are_named_captioned_and_cited(page: Path) -> None:
                 problems.append(f"cell {c.get('id')} has figure metadata now: remove it from PENDING_FIGURES")
             continue
         name, caption = fig.get("name", ""), str(fig.get("caption", "")).strip()
+        shown = [o for o in c.get("outputs", []) if o.get("output_type") in ("display_data", "execute_result")
+                 and not all(k.startswith("application/papermill.record") for k in o.get("data", {}))]
         if not name.startswith("fig-") or not caption:
             problems.append(f"cell {c.get('id')} makes a figure without mystnb figure name (fig-...) and caption")
+        elif len(shown) != 1:
+            problems.append(f"figure {name} (cell {c.get('id')}): {len(shown)} displayed outputs; myst-nb wraps each "
+                            "in the figure (duplicate name): one figure per cell, `_ = ...` on a last expression")
         elif f"{{numref}}`{name}`" not in markdown:
             problems.append(f"figure {name} (cell {c.get('id')}) is not cited with {{numref}}`{name}` in the text")
     assert not problems, (
