@@ -121,3 +121,22 @@ def test_code_lines_fit_the_page(page: Path) -> None:
             for c in _cells(page) if c["cell_type"] == "code"
             for line in "".join(c["source"]).splitlines() if len(line) > MAX_CODE_LINE]
     assert not long, f"{page}: code lines over {MAX_CODE_LINE} characters overflow in HTML:\n" + "\n".join(long)
+
+
+def test_every_library_module_is_in_the_api_reference() -> None:
+    """book/api/<layer>.md has an ``.. automodule::`` for every public module of lib/cnnbias."""
+    lib = ROOT / "lib"
+    modules = set()
+    for p in (lib / "cnnbias").rglob("*.py"):
+        parts = list(p.relative_to(lib).with_suffix("").parts)
+        if parts[-1] == "__init__":
+            parts = parts[:-1]
+        if parts[-1] == "__main__" or any(x.startswith("_") for x in parts):
+            continue
+        modules.add(".".join(parts))
+    documented = {line.split("::", 1)[1].strip()
+                  for md in (ROOT / "book" / "api").glob("*.md")
+                  for line in md.read_text(encoding="utf-8").splitlines() if line.startswith(".. automodule::")}
+    missing = sorted(modules - documented)
+    assert not missing, ("modules missing from the API reference (add an automodule block to the page of "
+                         f"their layer in book/api/): {missing}")
