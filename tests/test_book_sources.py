@@ -67,15 +67,7 @@ MAX_CODE_LINE = 100
 # second figure) are displayed would define the figure's name twice.  Each needs a code change
 # (``_ = ...`` on the last expression, or one figure per cell) and a re-execution, then its
 # metadata; remove it from here then (the test fails while a listed cell already has a caption).
-PENDING_FIGURES: dict[tuple[str, str], str] = {
-    ("book/part2/psi.ipynb", "c6e59616"): "execute_result <claim ...> after the figure",
-    ("book/part2/psi.ipynb", "7c0990e0"): "execute_result <claim ...> after the figure",
-    ("book/part2/psi.ipynb", "008ec556"): "execute_result <claim ...> after the figure",
-    ("book/part2/psi.ipynb", "d050e612"): "execute_result Text(...) of fig.suptitle",
-    ("book/part2/psi_digits.ipynb", "75b81080"): "execute_result Text(...) of fig.suptitle",
-    ("book/part2/psi_digits.ipynb", "08f804f0"): "execute_result Text(...) of fig.suptitle",
-    ("book/part3/overparameterization.ipynb", "de835c2c"): "two figures in one cell",
-}
+PENDING_FIGURES: dict[tuple[str, str], str] = {}
 
 
 def _cells(page: Path) -> list[dict]:
