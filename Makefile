@@ -25,7 +25,6 @@ export PATH := $(abspath $(VENV))/bin:$(PATH)
 TORCH_PIN := torch==2.13.0
 MATHJAX_VERSION := 3.2.2
 MATHJAX_DIR := book/_static/mathjax
-MATHJAX_CACHE := .cache/mathjax
 SETUP_STAMP := $(VENV)/.cnnbias-setup
 MATHJAX_STAMP := $(MATHJAX_DIR)/.mathjax-$(MATHJAX_VERSION)
 
@@ -66,15 +65,12 @@ $(SETUP_STAMP): pyproject.toml
 	@$(PY) -m cnnbias._ext || echo "cnnbias: kernel not built; the pure-torch reference path will be used"
 	@touch $@
 
-$(MATHJAX_STAMP):
-	@command -v npm >/dev/null || { echo "npm is needed once to fetch MathJax $(MATHJAX_VERSION) (Debian: apt-get install npm)"; exit 1; }
-	@mkdir -p $(MATHJAX_CACHE)
-	@test -f $(MATHJAX_CACHE)/mathjax-$(MATHJAX_VERSION).tgz || \
-	  (cd $(MATHJAX_CACHE) && npm pack --silent --cache "$(CURDIR)/$(MATHJAX_CACHE)/npm" mathjax@$(MATHJAX_VERSION) >/dev/null)
-	@rm -rf $(MATHJAX_CACHE)/package $(MATHJAX_DIR)
-	@tar -xzf $(MATHJAX_CACHE)/mathjax-$(MATHJAX_VERSION).tgz -C $(MATHJAX_CACHE)
-	@# The whole es5 tree (tex-chtml.js, output/chtml/fonts, and the extensions TeX autoloads).
-	@mkdir -p $(dir $(MATHJAX_DIR)) && cp -r $(MATHJAX_CACHE)/package/es5 $(MATHJAX_DIR)
+$(MATHJAX_STAMP): $(SETUP_STAMP)
+	@# MathJax 3.2.2 from the PyPI package django-static-mathjax (installed with the book extra): the
+	@# es5 tree (tex-chtml.js, output/chtml/fonts, and the extensions TeX autoloads).  No npm needed.
+	@src=$$($(PY) -c 'import mathjax, pathlib; print(pathlib.Path(mathjax.__file__).parent / "static" / "mathjax" / "es5")'); \
+	  test -f "$$src/tex-chtml.js" || { echo "MathJax not found in the django-static-mathjax package ($$src)"; exit 1; }; \
+	  rm -rf $(MATHJAX_DIR) && mkdir -p $(dir $(MATHJAX_DIR)) && cp -r "$$src" $(MATHJAX_DIR)
 	@test -f $(MATHJAX_DIR)/tex-chtml.js && test -d $(MATHJAX_DIR)/output/chtml/fonts
 	@touch $@
 	@echo "MathJax $(MATHJAX_VERSION) in $(MATHJAX_DIR)"
