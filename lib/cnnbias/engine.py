@@ -578,8 +578,13 @@ class _Runs:
         None when every run goes on.  Finished runs' results are written out; a finished run whose
         parameters are not all finite is reported as diverged whatever rule stopped it."""
         stop = self.plan.stop
+        # only max_epochs can stop a finite run before the last epoch without these rules
+        rules = stop.loss_below is not None or stop.patience is not None or epoch >= stop.max_epochs
+        if not (due and rules) and math.isfinite(float(L.sum())):
+            return None  # fast path (one reduction, one sync): every loss finite, no rule to apply
         live = self.live if sl is None else self.live[sl]
         bad = ~torch.isfinite(L)
+        due = due and rules
         if not due and not bool(bad.any()):
             return None
         done = bad.clone()
