@@ -383,3 +383,95 @@ def cluster_filters(params: dict[str, Tensor], n_clusters: int = 4, seeds: list[
     centres = np.stack([KMeans(n_clusters, n_init=10, random_state=int(s) % (2**31)).fit(pts[r]).cluster_centers_
                         for r, s in enumerate(seeds)])
     return torch.from_numpy(centres).to(params["conv"].dtype)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Sweep behind Fig. 1 / Fig. 5 (``python -m cnnbias sweep xord.fig1``) and the claims computed from it
+# ----------------------------------------------------------------------------------------------------------------
+
+from cnnbias.sweeps.spec import ClaimSpec as _ClaimSpec  # noqa: E402  (the sweep declarations end the module)
+from cnnbias.sweeps.spec import Sweep as _Sweep  # noqa: E402
+from cnnbias.sweeps.spec import register as _register  # noqa: E402
+from cnnbias.sweeps.spec import register_claim as _register_claim  # noqa: E402
+
+#: Fig. 1 / Fig. 5 (Sec. 6, App. A.2): channel counts 2k, hinge margins gamma, the XORD problem's settings.
+FIG1_CHANNELS = (4, 6, 8, 20, 50, 100, 200)
+FIG1_GAMMAS = (5.0, 1.0)
+FIG1_PROBLEM = {"d": 4, "m": 6, "p_plus": 0.5, "p_minus": 0.9, "lr_c": 0.04, "sigma_g": 1e-3, "patience": 20}
+FIG1_SCALES = {"smoke": {"R": 3, "max_epochs": 300}, "book": {"R": 20, "max_epochs": 2000},
+               "paper": {"R": 100, "max_epochs": 30000}}
+#: Fig. 1 (right): runs of 100 ending at 0 training error, per channel count (gamma = 5).
+FIG1_PAPER_ZERO = (62, 79, 94, 100, 100, 100, 100)
+
+
+def fig1_cells(scale: str) -> list[dict]:
+    """One cell per (channels, gamma): R runs of :func:`xord_channel_sweep`."""
+    s = FIG1_SCALES[scale]
+    return [dict(FIG1_PROBLEM, channels=c, gamma=g, R=s["R"], max_epochs=s["max_epochs"])
+            for g in FIG1_GAMMAS for c in FIG1_CHANNELS]
+
+
+def fig1_cell(cfg: dict, device: torch.device, dtype: torch.dtype) -> dict:
+    """One Fig. 1/5 cell: R runs with ``cfg["channels"]`` channels and margin ``cfg["gamma"]`` (seeds as in the
+    chapter: :func:`xord_channel_sweep` with experiment name ``"xord.fig1"``); per run the exact test error, the
+    training error, the number of detected patterns and the epochs."""
+    if dtype != config.dtype(device):
+        raise ValueError(f"xord.fig1 cells compute in config.dtype(device) = {config.dtype(device)}, not {dtype}; "
+                         "set CNNBIAS_DTYPE instead of --dtype")
+    prob = {k: cfg[k] for k in (*FIG1_PROBLEM, "max_epochs")}
+    r = xord_channel_sweep("xord.fig1", prob, [cfg["channels"]], [cfg["gamma"]], cfg["R"], groups=[[cfg["channels"]]],
+                           device=device)
+    return {"test_error": r["test_error"].tolist(), "train_error": r["train_error"].tolist(),
+            "n_detected": [int(v) for v in r["n_detected"].tolist()], "epochs": [int(v) for v in r["epochs"].tolist()]}
+
+
+SWEEP_FIG1 = _register(_Sweep(
+    "xord.fig1", fig1_cell, cells={s: fig1_cells(s) for s in FIG1_SCALES},
+    code=("cnnbias.config", "cnnbias.data.xord", "cnnbias.engine", "cnnbias.models.maxpool", "cnnbias.theory.xord"),
+    description="XORD Fig. 1, 2b and 5: test error, 0-train-error runs, detected patterns vs channels (gamma 5, 1)",
+    label=lambda c: f"channels={c['channels']}/gamma={c['gamma']:g}",
+))
+
+
+def _fig1_runs(cells, gamma: float, channels=None):
+    """All runs' values (a dict of 1-d tensors) of the cells with this gamma (and channel counts)."""
+    sel = [r for c, r in cells if c["gamma"] == gamma and (channels is None or c["channels"] in channels)]
+    return {k: torch.tensor([v for r in sel for v in r[k]], dtype=torch.float64) for k in sel[0]}
+
+
+def _claim_fig1_overparam(cells, claims) -> None:
+    from cnnbias import stats
+
+    small, large = _fig1_runs(cells, 5.0, (4,)), _fig1_runs(cells, 5.0, (100, 200))
+    e_s, se_s = stats.mean_se(small["test_error"])
+    e_l, se_l = stats.mean_se(large["test_error"])
+    claims.greater("xord.fig1_overparam_helps", "Fig. 1: test error with 4 channels exceeds that with 100-200 channels",
+                   float(e_s), float(e_l), float((se_s**2 + se_l**2).sqrt()), paper="decreases with channels")
+
+
+def _claim_fig1_zero(cells, claims) -> None:
+    ok, parts = True, []
+    for c, pz in zip(FIG1_CHANNELS, FIG1_PAPER_ZERO):
+        te = _fig1_runs(cells, 5.0, (c,))["train_error"]
+        n, zero, p = te.numel(), int((te == 0).sum()), pz / 100
+        ok &= abs(zero / n - p) <= max(3 * (p * (1 - p) / n) ** 0.5, 1.5 / n)
+        parts.append(f"{zero}/{n}")
+    claims.check("xord.fig1_zero_train_counts", "Fig. 1: fraction of runs ending at 0 train error per channel count",
+                 ok, measured=" ".join(parts), paper="62 79 94 100 100 100 100 (of 100)",
+                 tolerance="each within max(3 binomial SE at the paper's rate, 1.5/R)")
+
+
+def _claim_fig5(cells, claims) -> None:
+    from cnnbias import stats
+
+    m5, s5 = stats.mean_se(_fig1_runs(cells, 5.0)["test_error"])
+    m1, s1 = stats.mean_se(_fig1_runs(cells, 1.0)["test_error"])
+    claims.greater("xord.fig5_gamma", "Fig. 5: test error averaged over channel counts, gamma=1 above gamma=5",
+                   float(m1), float(m5), float((s1**2 + s5**2).sqrt()), paper="gamma=5 better than gamma=1")
+
+
+_register_claim(_ClaimSpec("xord.fig1_overparam_helps", "xord.fig1", _claim_fig1_overparam,
+                           select=lambda c: c["gamma"] == 5.0 and c["channels"] in (4, 100, 200)))
+_register_claim(_ClaimSpec("xord.fig1_zero_train_counts", "xord.fig1", _claim_fig1_zero,
+                           select=lambda c: c["gamma"] == 5.0))
+_register_claim(_ClaimSpec("xord.fig5_gamma", "xord.fig1", _claim_fig5))
