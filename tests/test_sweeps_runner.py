@@ -115,3 +115,13 @@ def test_summary_and_progress_switch(monkeypatch):
     assert not progress_enabled()
     monkeypatch.setenv("CNNBIAS_PROGRESS", "1")
     assert progress_enabled()
+
+
+def test_workers_start_and_stop_a_local_dask_cluster(tmp_path):
+    serial = tmp_path / "serial"
+    run_sweep("selftest", "smoke", store=serial, select=lambda c: c["i"] < 2, **_quiet())
+    s = run_sweep("selftest", "smoke", store=tmp_path / "dask", workers=1, select=lambda c: c["i"] < 2, **_quiet())
+    assert s.ok and s.computed == 2 and s.executor == "dask LocalCluster, 1 worker"
+    pick = lambda c: c["i"] < 2  # noqa: E731
+    assert sweeps.load("selftest", "smoke", pick, store=tmp_path / "dask") == sweeps.load("selftest", "smoke", pick,
+                                                                                          store=serial)

@@ -142,7 +142,7 @@ def test_missing_cells_fail_loudly_with_the_command(tmp_path):
 # -------------------------------------------------------------------------------------------------
 # Integrity of the committed store: one randomly chosen stored paper-scale cell per experiment is
 # recomputed (CPU, float64) and compared with the stored result.
-# CNNBIAS_INTEGRITY_BUDGET_S: largest stored wall time of a cell eligible for the check (default 60);
+# CNNBIAS_INTEGRITY_BUDGET_S: largest stored wall time of a cell eligible for the check (default 20);
 # CNNBIAS_INTEGRITY_SEED: fixes the choice (default: a fresh random choice, printed on failure).
 
 def _close(a, b, rtol, atol, where="result"):
@@ -181,7 +181,7 @@ def test_stored_paper_cell_recomputes(name):
 
     sw = sweeps.get(name)
     store = Store()
-    budget = float(os.environ.get("CNNBIAS_INTEGRITY_BUDGET_S", "60"))
+    budget = float(os.environ.get("CNNBIAS_INTEGRITY_BUDGET_S", "20"))
     seed = os.environ.get("CNNBIAS_INTEGRITY_SEED")
     rng = random.Random(int(seed)) if seed else random.Random()
     version = sw.code_version()

@@ -120,13 +120,13 @@ def compute_cell(name: str, scale: str, cfg: Mapping[str, Any], key: str, versio
 
 
 def local_cluster(n_workers: int, **kwargs):
-    """A LocalCluster of ``n_workers`` processes with one thread each, ``CNNBIAS_THREADS=1``, no dashboard."""
+    """A LocalCluster of ``n_workers`` processes with one thread each, ``CNNBIAS_THREADS=1``, HTTP server on a free port."""
     if int(n_workers) < 1:
         raise ValueError(f"workers must be >= 1, got {n_workers}")
     from distributed import LocalCluster
 
     env = {"CNNBIAS_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
-    opts = dict(n_workers=int(n_workers), threads_per_worker=1, processes=True, dashboard_address=None,
+    opts = dict(n_workers=int(n_workers), threads_per_worker=1, processes=True, dashboard_address=":0",
                 env=env, silence_logs=40)
     opts.update(kwargs)
     return LocalCluster(**opts)
