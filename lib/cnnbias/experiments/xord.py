@@ -475,3 +475,57 @@ _register_claim(_ClaimSpec("xord.fig1_overparam_helps", "xord.fig1", _claim_fig1
 _register_claim(_ClaimSpec("xord.fig1_zero_train_counts", "xord.fig1", _claim_fig1_zero,
                            select=lambda c: c["gamma"] == 5.0))
 _register_claim(_ClaimSpec("xord.fig5_gamma", "xord.fig1", _claim_fig5))
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Sweep behind Fig. 2a / 2c, the OBD problem (``python -m cnnbias sweep xord.obd``)
+# ----------------------------------------------------------------------------------------------------------------
+
+#: OBD (App. A.4) settings; channel counts, runs and stop rule per scale (the chapter's CONFIGS).
+OBD_PROBLEM = {"d1": 30, "m": 25, "lr_c": 0.2, "gamma": 1.0, "sigma_g": 1e-3, "patience": 20}
+OBD_SCALES = {
+    "smoke": {"R": 2, "channels": [4, 20], "max_epochs": 300, "n_test": 100},
+    "book": {"R": 10, "channels": [4, 8, 20, 100], "max_epochs": 2000, "n_test": 500},
+    "paper": {"R": 100, "channels": [4, 6, 8, 20, 100, 200, 500], "max_epochs": 30000, "n_test": 2000},
+}
+
+
+def obd_cells(scale: str) -> list[dict]:
+    """One cell per channel count: R runs of :func:`obd_channel_sweep`."""
+    s = OBD_SCALES[scale]
+    return [dict(OBD_PROBLEM, channels=c, R=s["R"], max_epochs=s["max_epochs"], n_test=s["n_test"])
+            for c in s["channels"]]
+
+
+def obd_cell(cfg: dict, device: torch.device, dtype: torch.dtype) -> dict:
+    """One Fig. 2a/2c cell: R runs with ``cfg["channels"]`` channels (seeds as in the chapter, experiment name
+    ``"xord.obd"``; the test set depends on the problem settings only); per run test and training error,
+    detected patterns (of 2 d1) and epochs."""
+    if dtype != config.dtype(device):
+        raise ValueError(f"xord.obd cells compute in config.dtype(device) = {config.dtype(device)}, not {dtype}; "
+                         "set CNNBIAS_DTYPE instead of --dtype")
+    prob = {k: cfg[k] for k in (*OBD_PROBLEM, "max_epochs", "n_test")}
+    r = obd_channel_sweep("xord.obd", prob, [cfg["channels"]], cfg["R"], groups=[[cfg["channels"]]], device=device)
+    return {"test_error": r["test_error"].tolist(), "train_error": r["train_error"].tolist(),
+            "n_detected": [int(v) for v in r["n_detected"].tolist()], "epochs": [int(v) for v in r["epochs"].tolist()]}
+
+
+SWEEP_OBD = _register(_Sweep(
+    "xord.obd", obd_cell, cells={s: obd_cells(s) for s in OBD_SCALES},
+    code=("cnnbias.config", "cnnbias.data.xord", "cnnbias.engine", "cnnbias.models.maxpool"),
+    description="XORD Fig. 2a and 2c (OBD problem): test error and detected patterns vs channels",
+    label=lambda c: f"channels={c['channels']}",
+))
+
+
+def _claim_obd_overparam(cells, claims) -> None:
+    from cnnbias import stats
+
+    lo, hi = min(c["channels"] for c, _ in cells), max(c["channels"] for c, _ in cells)
+    es, es_se = stats.mean_se(torch.tensor([v for c, r in cells if c["channels"] == lo for v in r["test_error"]]))
+    el, el_se = stats.mean_se(torch.tensor([v for c, r in cells if c["channels"] == hi for v in r["test_error"]]))
+    claims.greater("xord.obd_overparam_helps", f"Fig. 2a: OBD test error with {lo} channels exceeds that with {hi}",
+                   float(es), float(el), float((es_se**2 + el_se**2).sqrt()), paper="decreases with channels")
+
+
+_register_claim(_ClaimSpec("xord.obd_overparam_helps", "xord.obd", _claim_obd_overparam))
