@@ -45,7 +45,7 @@ def test_claims_records_are_complete_and_unique() -> None:
     """Every chapter's claims cell stores JSON records (read by the claims summary); ids are unique
     across the book and every record carries its scale."""
     claims = book.book_claims(ROOT)
-    ids = [r.id for recs in claims.values() for r in recs]
+    ids = [(r.id, r.scale) for recs in claims.values() for r in recs]
     assert len(ids) == len(set(ids)), f"duplicate claim ids: {sorted({i for i in ids if ids.count(i) > 1})}"
     for path, recs in claims.items():
         nb = json.loads((ROOT / path).read_text(encoding="utf-8"))

@@ -213,3 +213,18 @@ def test_fence_problems_and_fix(tmp_path: Path) -> None:
     md = tmp_path / "page.md"
     md.write_text(src)
     assert book.fix_fences(md) == 1 and book.fence_problems(md) == []
+
+
+def test_records_at_two_scales_are_kept_apart(tmp_path: Path) -> None:
+    book_, paper = Claims("ch", scale="book"), Claims("ch", scale="paper")
+    book_.at_most("ch.a", "s", 1.0, 1.5)
+    paper.at_most("ch.a", "s", 2.0, 1.5)
+    p = tmp_path / "x.ipynb"
+    p.write_text(json.dumps(_nb([_code([_report_output(book_)]), _code([_report_output(paper)])])))
+    recs = book.read_claims(p)
+    assert [(r.id, r.scale, r.status) for r in recs] == [("ch.a", "book", "PASS"), ("ch.a", "paper", "FAIL")]
+    claims = {Path("x.ipynb"): recs}
+    assert book.claims_counts(claims)["claims"] == 1 and book.claims_counts(claims, "paper")["failed"] == 1
+    (b, r), = book.scale_comparison(claims)
+    assert b.status == "PASS" and r.status == "FAIL"
+    assert "| `ch.a` | PASS | **FAIL** |" in book.scale_markdown(claims)

@@ -17,6 +17,8 @@ from booktools.claims import (
     claims_markdown,
     notebook_title,
     read_claims,
+    scale_comparison,
+    scale_markdown,
 )
 from booktools.lint import fence_problems, fix_fences
 from booktools.toc import chapter_notebooks, execution_order, is_appendix, repo_root, toc_entries
@@ -35,5 +37,7 @@ __all__ = [
     "notebook_title",
     "read_claims",
     "repo_root",
+    "scale_comparison",
+    "scale_markdown",
     "toc_entries",
 ]

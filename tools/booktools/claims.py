@@ -17,7 +17,7 @@ from pathlib import Path
 from booktools.toc import chapter_notebooks, repo_root
 
 __all__ = ["CLAIMS_MIME", "ClaimRecord", "read_claims", "book_claims", "claims_counts", "claims_markdown",
-           "notebook_title", "load_notebook"]
+           "notebook_title", "load_notebook", "scale_comparison", "scale_markdown"]
 
 #: Must equal ``cnnbias.claims.CLAIMS_MIME`` (tested): the library writes, the tools read.
 CLAIMS_MIME = "application/vnd.cnnbias.claims+json"
@@ -82,12 +82,14 @@ def _record(rec: dict, where: str, rel: str) -> ClaimRecord:
 
 
 def read_claims(path: str | os.PathLike, root: str | os.PathLike | None = None) -> list[ClaimRecord]:
-    """The claim records in a notebook's stored outputs, in order.  If an id appears more than once (a
-    chapter reporting twice), the last one wins.  Malformed records raise ValueError naming the file."""
+    """The claim records in a notebook's stored outputs, in order.  If an (id, scale) pair appears more
+    than once (a chapter reporting twice), the last one wins; the same id at two scales (a chapter showing
+    its paper-scale results from the results store beside its own) gives two records.  Malformed records
+    raise ValueError naming the file."""
     path = Path(path)
     nb = load_notebook(path)
     rel = Path(os.path.relpath(path, root)).as_posix() if root is not None else str(path)
-    found: dict[str, ClaimRecord] = {}
+    found: dict[tuple[str, str], ClaimRecord] = {}
     for i, cell in enumerate(nb["cells"]):
         for output in cell.get("outputs", []) if cell.get("cell_type") == "code" else []:
             payload = output.get("data", {}).get(CLAIMS_MIME)
@@ -99,8 +101,8 @@ def read_claims(path: str | os.PathLike, root: str | os.PathLike | None = None) 
                 raise ValueError(f"{path} (cell {i}): {CLAIMS_MIME} output must be {{'claims': [...]}}")
             for rec in payload["claims"]:
                 r = _record(rec, f"{path} (cell {i})", rel)
-                found.pop(r.id, None)
-                found[r.id] = r
+                found.pop((r.id, r.scale), None)
+                found[(r.id, r.scale)] = r
     return list(found.values())
 
 
@@ -111,8 +113,10 @@ def book_claims(root: str | os.PathLike | None = None) -> dict[Path, list[ClaimR
     return {p: read_claims(root / p, root) for p in chapter_notebooks(root)}
 
 
-def claims_counts(claims: dict[Path, list[ClaimRecord]]) -> dict[str, int]:
-    """Counts across the book: chapters, chapters without claims, claims, passed, failed."""
+def claims_counts(claims: dict[Path, list[ClaimRecord]], scale: str = "book") -> dict[str, int]:
+    """Counts across the book of the records at ``scale`` (default: the book scale of the stored outputs):
+    chapters, chapters without claims at that scale, claims, passed, failed."""
+    claims = {p: [r for r in rs if r.scale == scale] for p, rs in claims.items()}
     records = [r for rs in claims.values() for r in rs]
     return {
         "chapters": len(claims),
@@ -121,6 +125,28 @@ def claims_counts(claims: dict[Path, list[ClaimRecord]]) -> dict[str, int]:
         "passed": sum(r.passed for r in records),
         "failed": sum(not r.passed for r in records),
     }
+
+
+def scale_comparison(claims: dict[Path, list[ClaimRecord]], scale: str = "paper",
+                     base: str = "book") -> list[tuple[ClaimRecord | None, ClaimRecord]]:
+    """Pairs ``(record at base scale or None, record at scale)`` for every claim evaluated at ``scale``."""
+    out = []
+    for recs in claims.values():
+        at_base = {r.id: r for r in recs if r.scale == base}
+        out += [(at_base.get(r.id), r) for r in recs if r.scale == scale]
+    return out
+
+
+def scale_markdown(claims: dict[Path, list[ClaimRecord]], scale: str = "paper", base: str = "book") -> str:
+    """Markdown table of the claims evaluated at ``scale`` beside their status at ``base`` scale."""
+    rows = scale_comparison(claims, scale, base)
+    if not rows:
+        return f"No claim is evaluated at scale {scale} yet.\n"
+    lines = [f"| claim | {base} | {scale} | measured at {scale} |", "| --- | --- | --- | --- |"]
+    for b, r in rows:
+        st = lambda x: "-" if x is None else (x.status if x.passed else f"**{x.status}**")  # noqa: E731
+        lines.append(f"| `{r.id}` | {st(b)} | {st(r)} | {_md_cell(r.measured)} |")
+    return "\n".join(lines) + "\n"
 
 
 def _md_cell(text: str) -> str:
@@ -142,6 +168,7 @@ def claims_markdown(claims: dict[Path, list[ClaimRecord]], root: str | os.PathLi
 
     lines = ["| chapter | claims | passed | failed |", "| --- | ---: | ---: | ---: |"]
     for p, recs in claims.items():
+        recs = [r for r in recs if r.scale == "book"]
         n_pass = sum(r.passed for r in recs)
         lines.append(f"| {chapter(p)} | {len(recs)} | {n_pass} | {len(recs) - n_pass} |")
     c = claims_counts(claims)
