@@ -50,7 +50,7 @@ def test_report_text_and_records(capsys):
     assert recs[1]["paper_value"] == 1.0
     assert recs[2]["values"] == {"a": 1.0, "b": 0.25, "diff": 0.75} and recs[2]["se"] == 0.1
     assert recs[3]["values"] == {"runs": 3, "x": 1.235}
-    assert recs[4]["values"] == {"x0": 2.5, "x1": 40.0}  # numbers written in `measured`
+    assert recs[4]["values"] == {"x0": 2.5, "x1": 40}  # numbers written in `measured` (ints kept)
     json.dumps(recs, allow_nan=False)  # strict JSON
     assert "<table" in c.bundle()["text/html"] and "<strong>FAIL</strong>" in c.bundle()["text/html"]
 

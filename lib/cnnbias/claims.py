@@ -111,7 +111,8 @@ def _values(value, measured: str) -> dict[str, object]:
     """The measured numbers of a claim: ``value`` (a number or a mapping name -> number); without
     it, the numbers written in ``measured`` (``x0``, ``x1``, ...)."""
     if value is None:
-        return {f"x{i}": _json_number(float(t)) for i, t in enumerate(_NUMBER.findall(measured))}
+        return {f"x{i}": _json_number(int(t) if re.fullmatch(r"[-+]?\d+", t) else float(t))
+                for i, t in enumerate(_NUMBER.findall(measured))}
     if isinstance(value, Mapping):
         return {str(k): _json_number(float(v)) for k, v in value.items()}
     return {"value": _json_number(float(value))}
