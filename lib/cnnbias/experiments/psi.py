@@ -378,3 +378,11 @@ class GridCells:
                 m_test=cfg["m_test"], p=list(p) if isinstance(p, tuple) else p, b=self.b,
                 device=self.device, dtype=self.dtype, check_every=cfg["check_every"])
         return self._cache[key]
+
+    def items(self):
+        """``(key, result)`` of every cell trained so far, in training order (key: the call's arguments)."""
+        return list(self._cache.items())
+
+    def results(self) -> list[dict[str, Tensor]]:
+        """The results of every cell trained so far, in training order."""
+        return list(self._cache.values())
