@@ -205,7 +205,7 @@ class GaussianWells:
         with np.errstate(divide="ignore"):
             l1, l2 = np.log(self.phi(0, x)), np.log(self.phi(1, x))
         n = np.arange(N, dtype=np.float64)
-        base = (D - 1) * lc + lw
+        base = ((D - 1) * lc if D > 1 else np.zeros_like(lc)) + lw
         expo = base[None] + n[None, :, None] * l1.ravel()[:, None, None] + n[None, None, :] * l2.ravel()[:, None, None]
         lp = logsumexp(expo.reshape(expo.shape[0], -1), axis=1) - logsumexp(D * lc + lw)
         return np.exp(lp).reshape(x.shape)
