@@ -394,13 +394,13 @@ from cnnbias.sweeps.spec import Sweep as _Sweep  # noqa: E402
 from cnnbias.sweeps.spec import register as _register  # noqa: E402
 from cnnbias.sweeps.spec import register_claim as _register_claim  # noqa: E402
 
-#: Fig. 1 / Fig. 5 (Sec. 6, App. A.2): channel counts 2k, hinge margins gamma, the XORD problem's settings.
+#: The channel counts 2k of Fig. 1 and Fig. 5 (Sec. 6 and App. A.2 of the paper).
 FIG1_CHANNELS = (4, 6, 8, 20, 50, 100, 200)
 FIG1_GAMMAS = (5.0, 1.0)
 FIG1_PROBLEM = {"d": 4, "m": 6, "p_plus": 0.5, "p_minus": 0.9, "lr_c": 0.04, "sigma_g": 1e-3, "patience": 20}
 FIG1_SCALES = {"smoke": {"R": 3, "max_epochs": 300}, "book": {"R": 20, "max_epochs": 2000},
                "paper": {"R": 100, "max_epochs": 30000}}
-#: Fig. 1 (right): runs of 100 ending at 0 training error, per channel count (gamma = 5).
+#: Runs of 100 ending at 0 training error per channel count, gamma = 5 (right panel of Fig. 1).
 FIG1_PAPER_ZERO = (62, 79, 94, 100, 100, 100, 100)
 
 
