@@ -192,7 +192,8 @@ def test_normalize_merges_streams_and_drops_timestamps() -> None:
                         _stream("c\n")]}
     nb = bx.normalize_notebook(_nb([cell]))
     outs = nb["cells"][0]["outputs"]
-    assert [o["text"] for o in outs] == ["a\nb\n", "w", "c\n"] and "execution" not in nb["cells"][0]["metadata"]
+    assert [o["text"] for o in outs] == [["a\n", "b\n"], ["w"], ["c\n"]]
+    assert "execution" not in nb["cells"][0]["metadata"]
 
 
 def test_fence_problems_and_fix(tmp_path: Path) -> None:

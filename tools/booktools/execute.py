@@ -68,6 +68,9 @@ def normalize_notebook(nb: dict) -> dict:
                 prev["text"] = "".join(prev["text"]) + "".join(o["text"])
             else:
                 merged.append(o)
+        for o in merged:  # one form for stream text however the kernel chunked it: a list of lines
+            if o.get("output_type") == "stream":
+                o["text"] = "".join(o["text"]).splitlines(keepends=True)
         cell["outputs"] = merged
     return nb
 
