@@ -16,11 +16,10 @@ chapter a second or more of start-up).
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 from cnnbias import config, plotting
-from cnnbias.claims import Claims, fmt_bound, fmt_se
+from cnnbias.claims import Claims, fmt_bound, fmt_se, rounded
 
 __all__ = ["start", "glue", "fmt_bound", "fmt_se", "GLUE_PREFIX", "GLUE_DIGITS"]
 
@@ -54,9 +53,7 @@ def _rounded_float(value: Any) -> Any:
         pass
     if hasattr(value, "dim") and hasattr(value, "item") and value.dim() == 0:
         value = value.item()
-    if isinstance(value, float):
-        return float(f"{value:.{GLUE_DIGITS}g}") if math.isfinite(value) else value
-    return value
+    return rounded(value, GLUE_DIGITS) if isinstance(value, float) else value
 
 
 def glue(name: str, value: Any, display: bool = True) -> None:
