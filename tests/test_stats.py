@@ -35,3 +35,28 @@ def test_spearman():
     assert stats.spearman([1, 2, 3, 4], [4, 3, 2, 1]) == pytest.approx(-1.0)
     with pytest.raises(ValueError):
         stats.spearman([1, 2], [1, 2])
+
+
+def test_holm_reject_step_down():
+    from cnnbias.stats import holm_reject
+
+    # m = 4: thresholds 0.0125, 0.0167, 0.025, 0.05 for the sorted p-values
+    assert holm_reject([0.01, 0.04, 0.03, 0.005]).tolist() == [True, False, False, True]
+    assert holm_reject([0.01, 0.015, 0.02, 0.04]).tolist() == [True, True, True, True]
+    assert holm_reject([0.01, 0.015, 0.03, 0.04]).tolist() == [True, True, False, False]
+    assert not holm_reject([0.2, 0.3]).any()
+    # one hypothesis: the plain test
+    assert holm_reject([0.049]).tolist() == [True]
+
+
+def test_holm_reject_bad_input():
+    import pytest
+
+    from cnnbias.stats import holm_reject
+
+    with pytest.raises(ValueError, match="p_values"):
+        holm_reject([])
+    with pytest.raises(ValueError, match="p_values"):
+        holm_reject([0.1, float("nan")])
+    with pytest.raises(ValueError, match="alpha"):
+        holm_reject([0.1], alpha=0)

@@ -17,7 +17,8 @@ import numbers
 import numpy as np
 import torch
 
-__all__ = ["mean_se", "margin_errors", "error_rate", "accuracy", "spearman", "TIE_RTOL", "near_max_threshold", "argmax_robust"]
+__all__ = ["mean_se", "margin_errors", "error_rate", "accuracy", "spearman", "TIE_RTOL", "near_max_threshold", "argmax_robust",
+           "holm_reject"]
 
 
 def mean_se(x, dim: int = 0):
@@ -117,6 +118,32 @@ def spearman(x, y) -> float:
     if np.isnan(a).any() or np.isnan(b).any():
         raise ValueError("spearman needs NaN-free samples x and y")
     return float(spearmanr(a, b).statistic)
+
+
+def holm_reject(p_values, alpha: float = 0.05) -> np.ndarray:
+    """Holm's step-down test of a family of hypotheses at family-wise error ``alpha``.
+
+    Sort the p-values ``p_(1) <= ... <= p_(m)``; reject ``H_(1), ..., H_(j-1)`` where ``j`` is the
+    first index with ``p_(j) > alpha / (m - j + 1)``.  The chance of any false rejection is at most
+    ``alpha`` whatever the dependence between the tests (Holm 1979).  Returns a boolean array, in the
+    input order, True where the hypothesis is rejected.  A claim "holds at every n" tested as one family
+    passes iff nothing is rejected.
+    """
+    p = np.asarray(p_values, dtype=float).ravel()
+    if p.size == 0:
+        raise ValueError("p_values must hold at least one p-value")
+    if np.isnan(p).any() or (p < 0).any() or (p > 1).any():
+        raise ValueError("p_values must lie in [0, 1] (no NaN)")
+    if not (isinstance(alpha, numbers.Real) and 0 < alpha < 1):
+        raise ValueError(f"alpha must be a number in (0, 1), got {alpha!r}")
+    order = np.argsort(p, kind="stable")
+    m = p.size
+    reject = np.zeros(m, dtype=bool)
+    for rank, i in enumerate(order):
+        if p[i] > alpha / (m - rank):
+            break
+        reject[i] = True
+    return reject
 
 
 TIE_RTOL = 1e-12
