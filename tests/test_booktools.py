@@ -229,3 +229,31 @@ def test_records_at_two_scales_are_kept_apart(tmp_path: Path) -> None:
     (b, r), = book.scale_comparison(claims)
     assert b.status == "PASS" and r.status == "FAIL"
     assert "| `ch.a` | PASS | **FAIL** |" in book.scale_markdown(claims)
+
+
+def test_reproduce_claim_executes_a_copy_at_the_scale(tiny_book: Path) -> None:
+    pytest.importorskip("nbclient")
+    from booktools.reproduce import chapter_of, compare, reproduce_claim
+
+    src = ("import os\nfrom cnnbias.claims import Claims\n"
+           "c = Claims('ch', scale=os.environ.get('CNNBIAS_SCALE', 'book'))\n"
+           "n = {'smoke': 2, 'book': 3}[c.scale]\n"
+           "c.at_least('ch.runs', 'runs at this scale', float(n), 1.0)\nc.report()")
+    nb = _nb([_md("# First chapter"), _code([], src)])
+    nb["metadata"]["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    p = tiny_book / "book" / "a" / "first.ipynb"
+    p.write_text(json.dumps(nb))
+    bx.execute_notebooks([Path("book/a/first.ipynb")], tiny_book, timings=None, log=lambda s: None)
+    stored = p.read_bytes()
+    assert chapter_of("ch.runs", tiny_book) == Path("book/a/first.ipynb")
+    res = reproduce_claim("ch.runs", "book", tiny_book)
+    assert (res.record.status, res.record.values["value"], res.record.scale) == ("PASS", 3.0, "book")
+    assert compare(res.record, res.stored).startswith("identical")
+    res = reproduce_claim("ch.runs", "smoke", tiny_book)
+    assert (res.record.values["value"], res.record.scale, res.stored) == (2.0, "smoke", None)
+    assert p.read_bytes() == stored  # the stored chapter is untouched, no copy left behind
+    assert sorted(q.name for q in p.parent.iterdir()) == ["first.ipynb", "second.ipynb", "zz_orphan.ipynb"]
+    with pytest.raises(LookupError, match="ch.nope.*ch.runs"):
+        reproduce_claim("ch.nope", "book", tiny_book)
+    with pytest.raises(ValueError, match="scale"):
+        reproduce_claim("ch.runs", "huge", tiny_book)

@@ -76,3 +76,9 @@ def test_list(tmp_path, capsys):
     assert main(["list", "--store", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     assert f"store: {tmp_path}" in out and "selftest" in out and "book 2/2" in out and "claim selftest.mean_loss" in out
+
+
+def test_reproduce_a_chapter_claim_options_of_sweeps_are_refused(tmp_path, capsys):
+    # convlin.lemma7_closed_form has no sweep: its chapter computes it; sweep options make no sense there
+    assert main(["reproduce", "convlin.lemma7_closed_form", "--store", str(tmp_path)]) == 2
+    assert "--store apply only to claims with a sweep" in capsys.readouterr().err

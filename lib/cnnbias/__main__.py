@@ -4,7 +4,9 @@
   sweep that the results store lacks (a rerun reuses finished cells); prints a progress bar
   (``CNNBIAS_PROGRESS=0``: none) and a one-line summary; exit status 1 when a cell failed.
 - ``reproduce <claim id> [--scale paper] [...]``: run (or reuse) exactly the cells behind a claim and
-  print the claim's line and JSON record at that scale.
+  print the claim's line and JSON record at that scale; a claim without a sweep is computed by its
+  chapter, so a copy of that chapter is executed at the scale (the stored notebook is untouched) and
+  the claim's record is printed with how it compares with the stored one.
 - ``list``: the sweeps with their cells per scale and how many are in the store, and the claims.
 """
 
@@ -29,9 +31,22 @@ def _sweep_epilog() -> str:
 
 
 def _claims_epilog() -> str:
-    lines = ["claims:"]
-    for cid in spec.claim_ids():
+    lines = ["claims with a sweep (computed from its cells):"]
+    swept = set(spec.claim_ids())
+    for cid in sorted(swept):
         lines.append(f"  {cid:<34} (sweep {spec.get_claim(cid).sweep})")
+    root = _repo_root()
+    try:
+        from booktools.reproduce import chapter_claim_ids
+
+        chapters = chapter_claim_ids(root) if root is not None else {}
+    except (ImportError, ValueError, FileNotFoundError):
+        chapters = {}
+    if chapters:
+        lines.append("claims computed by a chapter (reproduce executes a copy of the chapter at the scale):")
+        for cid, nb in sorted(chapters.items()):
+            if cid not in swept:
+                lines.append(f"  {cid:<34} ({nb.as_posix()})")
     return "\n".join(lines)
 
 
@@ -108,9 +123,20 @@ def _cmd_sweep(args) -> int:
     return 0 if summary.ok else 1
 
 
+def _repo_root():
+    """The repository holding this package (the folder with ``_toc.yml``), or None (an installed copy)."""
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    return root if (root / "_toc.yml").is_file() and (root / "book").is_dir() else None
+
+
 def _cmd_reproduce(args) -> int:
     from cnnbias.sweeps.reproduce import claim_from_store
 
+    spec.discover()
+    if args.claim not in spec.claim_ids():
+        return _reproduce_chapter_claim(args)
     cs = spec.get_claim(args.claim)
     scale = _scale(args)
     summary = _run(args, cs.sweep, scale, select=cs.select)
@@ -123,6 +149,25 @@ def _cmd_reproduce(args) -> int:
     print(f"    {claim.statement}")
     print(json.dumps(claim.record(), indent=2, sort_keys=True))
     return 0
+
+
+def _reproduce_chapter_claim(args) -> int:
+    """A claim without a sweep is computed by its chapter: execute a copy of it at the scale (the
+    repository's ``booktools`` runs notebooks; the stored chapter is untouched)."""
+    root = _repo_root()
+    try:
+        from booktools.__main__ import print_reproduced
+        from booktools.reproduce import chapter_claim_ids
+    except ImportError:
+        root = None
+    if root is None or args.claim not in chapter_claim_ids(root):
+        where = "no chapter records it" if root is not None else "chapters need the book's repository"
+        raise LookupError(f"unknown claim {args.claim!r}: no sweep declares it and {where} "
+                          "(python -m cnnbias reproduce --help lists the claims)")
+    if args.workers or args.scheduler or args.store:
+        raise ValueError(f"claim {args.claim!r} has no sweep (its chapter computes it): --workers, --scheduler "
+                         "and --store apply only to claims with a sweep")
+    return print_reproduced(args.claim, _scale(args), root, device=args.device, dtype=args.dtype)
 
 
 def _cmd_list(args) -> int:

@@ -5,6 +5,7 @@
     python -m booktools cache [--jobs N]          # fill jupyter-book's execution cache in parallel
     python -m booktools claims                     # the claims records of every chapter, as text
     python -m booktools fix-fences FILE ...        # ```{prf:..} titles with roles -> :::{prf:..}
+    python -m booktools reproduce ID [--scale S]   # execute a copy of a claim's chapter, print its record
 """
 
 from __future__ import annotations
@@ -38,8 +39,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     sub.add_parser("claims", help="print the claims records found in the chapters' stored outputs")
     ff = sub.add_parser("fix-fences", help="rewrite ```{directive} titles with roles as :::{directive} (in place)")
     ff.add_argument("files", nargs="+", help="notebooks or markdown files")
+    rp = sub.add_parser("reproduce", help="execute a copy of the chapter holding a claim; print the claim's record")
+    rp.add_argument("claim", help="a claim id recorded in a chapter")
+    rp.add_argument("--scale", choices=("smoke", "book", "paper"), default="book")
+    rp.add_argument("--device", choices=("cpu", "cuda"), default=None)
+    rp.add_argument("--dtype", choices=("float64", "float32"), default=None)
+    rp.add_argument("--timeout", type=int, default=1800, help="seconds per cell (default 1800)")
     args = parser.parse_args(argv)
     root = repo_root()
+    if args.cmd == "reproduce":
+        return print_reproduced(args.claim, args.scale, root, args.device, args.dtype, args.timeout)
     if args.cmd == "list":
         for p in execution_order(root):
             print(p)
@@ -89,10 +98,34 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
+def print_reproduced(claim: str, scale: str, root, device=None, dtype=None, timeout: int = 1800) -> int:
+    """Execute a copy of ``claim``'s chapter at ``scale``; print the record and how it compares with the
+    stored one.  Exit status 0 when it ran (whatever the claim's status), 1 when a cell failed."""
+    import json
+    from dataclasses import asdict
+
+    from booktools.reproduce import chapter_of, compare, reproduce_claim
+
+    nb = chapter_of(claim, root)
+    print(f"reproduce: {claim} is computed by {nb.as_posix()}; executing a copy at scale {scale!r} ...",
+          file=sys.stderr, flush=True)
+    try:
+        res = reproduce_claim(claim, scale, root, device=device, dtype=dtype, timeout=timeout)
+    except ExecutionFailed as e:
+        print(f"reproduce: FAILED: {e}", file=sys.stderr)
+        return 1
+    r = res.record
+    print(f"{r.id}  {r.status}  [{r.scale}] measured={r.measured} | paper={r.paper} | tol={r.tolerance}")
+    print(f"    {r.statement}")
+    print(json.dumps(asdict(r), indent=2, sort_keys=True))
+    print(f"{compare(r, res.stored)}; chapter executed in {res.seconds:.0f} s", file=sys.stderr)
+    return 0
+
+
 def _main() -> int:
     try:
         return main()
-    except (FileNotFoundError, ValueError) as e:  # a missing page, a malformed toc or notebook: one line
+    except (FileNotFoundError, ValueError, LookupError) as e:  # a missing page, a malformed toc or notebook: one line
         print(f"booktools: {e}", file=sys.stderr)
         return 2
 
