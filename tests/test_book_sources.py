@@ -132,3 +132,12 @@ def test_every_library_module_is_in_the_api_reference() -> None:
     missing = sorted(modules - documented)
     assert not missing, ("modules missing from the API reference (add an automodule block to the page of "
                          f"their layer in book/api/): {missing}")
+
+
+def test_paper_cost_table_is_current():
+    """book/appendix/paper_costs.csv equals a fresh one from results/ and benchmarks/paper_cost.json
+    (``python -m booktools costs`` or ``make execute`` rewrites it)."""
+    from booktools.costs import COSTS_PATH, costs_csv
+
+    assert (ROOT / COSTS_PATH).read_text(encoding="utf-8") == costs_csv(ROOT), (
+        f"{COSTS_PATH} is out of date: run `python -m booktools costs` and commit it")

@@ -257,3 +257,26 @@ def test_reproduce_claim_executes_a_copy_at_the_scale(tiny_book: Path) -> None:
         reproduce_claim("ch.nope", "book", tiny_book)
     with pytest.raises(ValueError, match="scale"):
         reproduce_claim("ch.runs", "huge", tiny_book)
+
+
+def test_cost_rows_from_store_provenance_and_benchmark(tiny_book: Path) -> None:
+    from booktools.costs import COST_FIELDS, cost_rows, costs_csv
+
+    folder = tiny_book / "results" / "ch.sweep" / "paper"
+    folder.mkdir(parents=True)
+    for i, wall in enumerate([30.0, 150.0]):
+        prov = {"device": "cpu", "dtype": "float64", "threads": 1, "wall_s": wall}
+        (folder / f"{i}.json").write_text(json.dumps({"provenance": prov, "result": {}}))
+    (tiny_book / "benchmarks").mkdir()
+    bench = [{"experiment": "big", "chapter": "book/a/second.ipynb", "slice": "10 of 1000 steps",
+              "slice_seconds": 3.0, "factor": 100.0, "cpu_seconds_estimate": 300.0}]
+    (tiny_book / "benchmarks" / "paper_cost.json").write_text(json.dumps({"records": bench}))
+    rows = cost_rows(tiny_book)
+    assert [r["experiment"] for r in rows] == ["ch.sweep", "big"]
+    assert (rows[0]["cells"], rows[0]["CPU time"], rows[0]["slowest cell"]) == ("2", "3 min", "2.5 min")
+    assert rows[0]["chapter"] == "-"  # no chapter names the sweep or stores paper-scale records of it
+    assert rows[1]["CPU time"] == "5 min" and "x 100" in rows[1]["how"]
+    assert costs_csv(tiny_book).splitlines()[0] == ",".join(COST_FIELDS)
+    (folder / "0.json").write_text(json.dumps({"result": {}}))
+    with pytest.raises(ValueError, match="0.json.*wall_s"):
+        cost_rows(tiny_book)

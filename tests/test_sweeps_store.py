@@ -103,6 +103,30 @@ def test_write_is_atomic_readable_without_torch_and_round_trips(tmp_path):
     assert sweeps.load("selftest", "smoke", select=lambda c: c["i"] == 0, store=tmp_path) == [(CFG, fresh)]
 
 
+def test_prune_removes_only_stale_files(tmp_path):
+    sw, path = _one_cell(tmp_path)
+    stale = path.parent / "0123456789abcdef0123.json"  # another config or an older code version
+    stale.write_text(path.read_text())
+    st = Store(tmp_path)
+    assert st.stale_files(sw, "smoke") == [stale]
+    assert st.prune(sw, "smoke") == [stale]
+    assert [p.name for p in path.parent.iterdir()] == [path.name]
+    assert st.prune(sw, "smoke") == []
+
+
+def test_committed_store_holds_only_current_cells():
+    """Every file under results/ is read by a current cell of a declared sweep: a code change was
+    followed by a rerun and ``--prune`` (stale files would inflate the appendix's cost table)."""
+    store = Store()
+    declared = {sw.name for sw in spec.sweeps()}
+    folders = [p.name for p in store.root.iterdir() if p.is_dir()] if store.root.is_dir() else []
+    assert set(folders) <= declared, f"results/ holds undeclared experiments {sorted(set(folders) - declared)}"
+    stale = [str(p.relative_to(store.root)) for sw in spec.sweeps() for s in ("smoke", "book", "paper")
+             for p in store.stale_files(sw, s)]
+    assert not stale, (f"stale files in results/: {stale}; rerun `python -m cnnbias sweep <name> --scale <s> "
+                       "--prune` and commit")
+
+
 @pytest.mark.parametrize("damage", ["truncate", "edit_value", "rename", "not_json_object"])
 def test_corrupt_file_fails_loudly_naming_it(tmp_path, damage):
     sw, path = _one_cell(tmp_path)

@@ -76,6 +76,8 @@ def build_parser() -> argparse.ArgumentParser:
     ps.add_argument("experiment", help="a sweep name (listed below)")
     _add_run_options(ps)
     ps.add_argument("--dry-run", action="store_true", help="only say which cells are stored and which are missing")
+    ps.add_argument("--prune", action="store_true",
+                    help="after the sweep, delete stored files of other configs or older code versions")
     pr = sub.add_parser("reproduce", help="run or reuse the cells behind a claim and print its record",
                         description="Run (or reuse) exactly the cells behind a claim; print the claim's record.",
                         epilog=_claims_epilog(), formatter_class=fmt)
@@ -120,6 +122,9 @@ def _cmd_sweep(args) -> int:
         return 0
     summary = _run(args, sw.name, scale)
     print(summary.report())
+    if args.prune and summary.ok:
+        gone = Store(args.store).prune(sw, scale)
+        print(f"pruned {len(gone)} stale file(s) of {sw.name} [{scale}]")
     return 0 if summary.ok else 1
 
 

@@ -6,6 +6,7 @@
     python -m booktools claims                     # the claims records of every chapter, as text
     python -m booktools fix-fences FILE ...        # ```{prf:..} titles with roles -> :::{prf:..}
     python -m booktools reproduce ID [--scale S]   # execute a copy of a claim's chapter, print its record
+    python -m booktools costs                      # write book/appendix/paper_costs.csv (store + benchmark)
 """
 
 from __future__ import annotations
@@ -45,8 +46,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     rp.add_argument("--device", choices=("cpu", "cuda"), default=None)
     rp.add_argument("--dtype", choices=("float64", "float32"), default=None)
     rp.add_argument("--timeout", type=int, default=1800, help="seconds per cell (default 1800)")
+    sub.add_parser("costs", help="write the appendix's paper-scale cost table from results/ and benchmarks/")
     args = parser.parse_args(argv)
     root = repo_root()
+    if args.cmd == "costs":
+        from booktools.costs import write_costs
+
+        print(f"costs: wrote {write_costs(root).relative_to(root)}")
+        return 0
     if args.cmd == "reproduce":
         return print_reproduced(args.claim, args.scale, root, args.device, args.dtype, args.timeout)
     if args.cmd == "list":
@@ -75,6 +82,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             print("execute: interrupted; notebooks not finished were left unchanged", file=sys.stderr)
             return 130
         print(f"executed {len(paths)} notebooks in {time.perf_counter() - t0:.0f} s ({args.jobs} at a time)")
+        from booktools.costs import write_costs
+
+        write_costs(root)  # the appendix's cost table follows the chapters (which sweeps they show)
     elif args.cmd == "cache":
         from booktools.cache import prefill
 

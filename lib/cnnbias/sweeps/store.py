@@ -248,6 +248,21 @@ class Store:
         out["stale"] = sum(1 for p in files if p.stem not in keys)
         return out
 
+    def stale_files(self, sweep: Sweep, scale: str) -> list[Path]:
+        """Files in the sweep's folder at ``scale`` that no current cell reads (another config or an
+        older code version), sorted."""
+        version = sweep.code_version()
+        keys = {sweep.key(scale, cfg, version) for cfg in sweep.configs(scale)}
+        folder = self.folder(sweep.name, scale)
+        return sorted(p for p in folder.glob("*.json") if p.stem not in keys) if folder.is_dir() else []
+
+    def prune(self, sweep: Sweep, scale: str) -> list[Path]:
+        """Delete :meth:`stale_files`; returns the deleted paths (the store keeps only current cells)."""
+        gone = self.stale_files(sweep, scale)
+        for p in gone:
+            p.unlink()
+        return gone
+
     def load(self, sweep: Sweep, scale: str, select=None) -> list[tuple[dict, dict]]:
         """``[(config, result), ...]`` of the sweep's cells at ``scale`` in declaration order
         (restricted to ``select(config)`` when given).  Raises :class:`MissingCells` when cells have

@@ -1,0 +1,140 @@
+"""The paper-scale cost of every experiment, for the appendix (``book/appendix/paper_costs.csv``).
+
+Two sources, both committed in the repository, so the table is generated, never typed:
+
+- the results store (``results/<experiment>/<scale>/*.json``): experiments declared as sweeps and run
+  at paper scale; the cost is *measured* — the sum and the maximum of the cells' wall times recorded in
+  their provenance, on the device named there;
+- ``benchmarks/paper_cost.json`` (written by ``benchmarks/paper_cost.py``): experiments not run at paper
+  scale; the cost is *estimated* from a short timed run of the paper-scale configuration, extrapolated
+  linearly in what was cut short (the record says what and by which factor).
+
+:func:`cost_rows` reads both; :func:`write_costs` writes the CSV atomically; ``make execute`` rewrites it
+and a test checks the committed CSV equals a fresh one.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+from pathlib import Path
+
+from booktools.claims import load_notebook, read_claims
+from booktools.execute import atomic_write_text
+from booktools.toc import chapter_notebooks
+
+__all__ = ["COSTS_PATH", "COST_FIELDS", "store_costs", "benchmark_costs", "cost_rows", "costs_csv", "write_costs"]
+
+COSTS_PATH = Path("book") / "appendix" / "paper_costs.csv"
+BENCHMARK_PATH = Path("benchmarks") / "paper_cost.json"
+COST_FIELDS = ("experiment", "chapter", "paper scale", "cells", "CPU time", "slowest cell", "device", "how")
+
+
+def _duration(seconds: float) -> str:
+    """Seconds as a readable duration with two significant digits (an estimate has no more)."""
+    s = float(seconds)
+    if s < 0 or s != s:
+        raise ValueError(f"a duration must be a non-negative number, got {seconds!r}")
+    for unit, size in (("h", 3600.0), ("min", 60.0)):
+        if s >= 2 * size:
+            return f"{float(f'{s / size:.2g}'):g} {unit}"
+    return f"{float(f'{s:.2g}'):g} s"
+
+
+def _chapters_showing(root: Path, name: str, scale: str) -> str:
+    """The chapters that show sweep ``name``'s results: their code names it (``sweeps.load("xord.fig1",
+    ...)``) or they store claim records at ``scale`` with the sweep's prefix (``convlin.`` for
+    ``convlin.fig2``), which they can only have read from the store."""
+    prefix = name.split(".")[0] + "."
+    hits = []
+    for nb in chapter_notebooks(root):
+        cells = load_notebook(root / nb).get("cells", [])
+        named = any(c.get("cell_type") == "code" and f'"{name}"' in "".join(c.get("source", [])) for c in cells)
+        shown = any(r.scale == scale and r.id.startswith(prefix) for r in read_claims(root / nb, root))
+        if named or shown:
+            hits.append(nb.as_posix())
+    return " ".join(hits) or "-"
+
+
+def store_costs(root: str | os.PathLike, scale: str = "paper") -> list[dict[str, str]]:
+    """One row per experiment with stored cells at ``scale``: measured wall time from the provenance."""
+    root = Path(root)
+    rows = []
+    for folder in sorted((root / "results").glob(f"*/{scale}")):
+        files = sorted(folder.glob("*.json"))
+        if not files:
+            continue
+        walls, devices = [], set()
+        for f in files:
+            try:
+                prov = json.loads(f.read_text(encoding="utf-8"))["provenance"]
+                walls.append(float(prov["wall_s"]))
+            except (ValueError, KeyError, TypeError) as e:
+                raise ValueError(f"{f}: not a results-store cell with provenance.wall_s ({e})") from None
+            devices.add(f"{prov.get('device', '?')} {prov.get('dtype', '')} {prov.get('threads', '?')} thread(s)")
+        name = folder.parent.name
+        rows.append({
+            "experiment": name,
+            "chapter": _chapters_showing(root, name, scale),
+            "paper scale": "run (stored cells)",
+            "cells": str(len(files)),
+            "CPU time": _duration(sum(walls)),
+            "slowest cell": _duration(max(walls)),
+            "device": "; ".join(sorted(devices)),
+            "how": "measured: sum of the cells' wall times (provenance)",
+        })
+    return rows
+
+
+def benchmark_costs(root: str | os.PathLike) -> list[dict[str, str]]:
+    """One row per record of ``benchmarks/paper_cost.json`` (estimates from timed slices); [] if absent."""
+    path = Path(root) / BENCHMARK_PATH
+    if not path.is_file():
+        return []
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{path}: not valid JSON ({e})") from None
+    records = data.get("records", data) if isinstance(data, dict) else data
+    if not isinstance(records, list):
+        raise ValueError(f"{path}: expected a list of records (or {{'records': [...]}})")
+    rows = []
+    for i, r in enumerate(records):
+        try:
+            est = float(r["cpu_seconds_estimate"])
+            rows.append({
+                "experiment": str(r["experiment"]),
+                "chapter": str(r.get("chapter", "-")),
+                "paper scale": "pending (estimate)",
+                "cells": "-",
+                "CPU time": _duration(est),
+                "slowest cell": "-",
+                "device": "cpu float64 1 thread(s)",
+                "how": f"estimated: {r['slice']} timed ({_duration(float(r['slice_seconds']))}), x {r['factor']:.3g}",
+            })
+        except (KeyError, TypeError, ValueError) as e:
+            raise ValueError(f"{path}: record {i} lacks a valid {e} (need experiment, slice, slice_seconds, factor, "
+                             "cpu_seconds_estimate)") from None
+    return rows
+
+
+def cost_rows(root: str | os.PathLike) -> list[dict[str, str]]:
+    """Measured rows (results store) first, then estimated ones (benchmark)."""
+    return store_costs(root) + benchmark_costs(root)
+
+
+def costs_csv(root: str | os.PathLike) -> str:
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=COST_FIELDS, lineterminator="\n")
+    w.writeheader()
+    w.writerows(cost_rows(root))
+    return buf.getvalue()
+
+
+def write_costs(root: str | os.PathLike) -> Path:
+    """Write :data:`COSTS_PATH` under ``root`` (atomically); returns its path."""
+    path = Path(root) / COSTS_PATH
+    atomic_write_text(path, costs_csv(root))
+    return path
