@@ -1,5 +1,6 @@
 """Tests for cnnbias.experiments.convlin (Part I experiment drivers), at smoke sizes."""
 
+import pytest
 import torch
 from cnnbias.data import positions as P
 from cnnbias.experiments import convlin as E
@@ -49,3 +50,14 @@ def test_init_runs_shapes_and_freeze():
     stopped = r.hinge_stop <= 100
     assert torch.allclose(r.hinge_test[-1][stopped], r.hinge_final_test[stopped])
     assert 0.0 <= r.asym_err <= 1.0
+
+
+def test_paired_difference_uses_the_per_set_differences():
+    a = torch.tensor([[1.0, 3.0, 5.0], [2.0, 4.0, 9.0]], dtype=torch.float64)
+    b = a - torch.tensor([[1.0, 1.0, 1.0], [0.0, 2.0, 4.0]], dtype=torch.float64)
+    ma, mb, se = E.paired_difference(a, b, [0, 1])
+    assert abs((ma - mb) - 1.5) < 1e-12
+    # row 0: differences constant (var 0); row 1: var of (0, 2, 4) = 4 -> SE = sqrt(4 / 3) / 2
+    assert abs(se - (4.0 / 3) ** 0.5 / 2) < 1e-12
+    with pytest.raises(ValueError, match="rows"):
+        E.paired_difference(a, b, [])

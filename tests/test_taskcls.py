@@ -120,3 +120,14 @@ def test_err1_exact_matches_brute_force_and_monte_carlo():
     assert abs(float(e1[0]) - exact) < 4 * (exact * (1 - exact) / 40000) ** 0.5
     with pytest.raises(ValueError, match="n"):
         T.err1_exact(10, 2, 0)
+
+
+def test_bound_crossing_n():
+    n = T.bound_crossing_n(100, 5, 60)
+    assert n is not None
+    b = lambda m: T.err1_exact(100, 5, m) + float(T.err2(100, 5, m)[0])  # noqa: E731
+    assert b(n) < float(T.one_layer_error(100, n)[0])
+    assert b(n - 1) >= float(T.one_layer_error(100, n - 1)[0])
+    assert T.bound_crossing_n(100, 5, 3) is None
+    with pytest.raises(ValueError, match="n_max"):
+        T.bound_crossing_n(100, 5, 0)

@@ -137,7 +137,9 @@ def gap_runs(
 
 
 def pooled_difference(a: Tensor, b: Tensor, rows: Sequence[int]) -> tuple[float, float, float]:
-    """Mean over the chosen rows (sizes) of the per-size mean of a and b, and the SE of mean(a) - mean(b).
+    """Mean over the chosen rows (sizes) of the per-size mean of a and b, and the SE of mean(a) - mean(b)
+    for INDEPENDENT a and b (per-size variances added).  Results of :func:`gap_runs` share training sets
+    between models: compare them with :func:`paired_difference`.
 
     a, b: [len(ns), R] independent runs.  Returns (mean_a, mean_b, se_of_difference).
     """
@@ -153,6 +155,26 @@ def pooled_difference(a: Tensor, b: Tensor, rows: Sequence[int]) -> tuple[float,
     A, B = a[rows], b[rows]
     R = A.shape[1]
     var = (A.var(dim=1, unbiased=True) + B.var(dim=1, unbiased=True)) / R  # per size
+    return float(A.mean()), float(B.mean()), float(var.sum().sqrt() / len(rows))
+
+
+def paired_difference(a: Tensor, b: Tensor, rows: Sequence[int]) -> tuple[float, float, float]:
+    """(mean a, mean b, SE of mean(a - b)) over the chosen rows (sizes) of [len(ns), R] results paired by
+    training set (column r of a and b used the same training set, as the models of :func:`gap_runs` do; the
+    sizes use independent training sets).  SE = sqrt(sum_rows var_r(a - b) / R) / len(rows), i.e. over the R
+    independent training sets of each size.
+    """
+    V.tensor("a", a, 2)
+    V.tensor("b", b, shape=tuple(a.shape))
+    if a.shape[1] < 2:
+        raise ValueError(f"a and b need R >= 2 runs per size for a standard error, got shape {tuple(a.shape)}")
+    rows = list(rows)
+    if not rows:
+        raise ValueError("rows must name at least one size (row of a and b)")
+    for r_ in rows:
+        V.integer("rows[i]", r_, 0, a.shape[0] - 1)
+    A, B = a[rows], b[rows]
+    var = (A - B).var(dim=1, unbiased=True) / A.shape[1]
     return float(A.mean()), float(B.mean()), float(var.sum().sqrt() / len(rows))
 
 
@@ -388,8 +410,9 @@ def _claim_gap(task: str):
         title = TASK_TITLES[task]
         a = fig2_arrays(cells)
         acc_c, acc_1 = 1 - a[(task, "conv")]["err"], 1 - a[(task, "1layer")]["err"]
-        ma, mb, se = pooled_difference(acc_c, acc_1, _mid(a))
-        claims.greater(f"convlin.fig2_{task}", f"{title}: mean accuracy over mid-range n, Conv-{a['k']} vs 1-Layer",
+        ma, mb, se = paired_difference(acc_c, acc_1, _mid(a))
+        claims.greater(f"convlin.fig2_{task}", f"{title}: mean accuracy over mid-range n, Conv-{a['k']} vs 1-Layer "
+                       "(SE over the independent training sets, paired)",
                        ma, mb, se, k=2.0, paper="Conv-5 above 1-Layer (Fig. 2)")
     return compute
 
@@ -421,7 +444,7 @@ def _claim_one_layer_formula(cells, claims) -> None:
 
 def _claim_even_odd(cells, claims) -> None:
     a = fig2_arrays(cells)
-    ma, mb, se = pooled_difference(1 - a[("evenodd", "conv")]["err"], 1 - a[("evenodd", "1layer")]["err"], _mid(a))
+    ma, mb, se = paired_difference(1 - a[("evenodd", "conv")]["err"], 1 - a[("evenodd", "1layer")]["err"], _mid(a))
     s = torch.sign(a[("evenodd", "conv")]["w1"])
     alt = ((s[..., 1:] * s[..., :-1]) < 0).all(-1).double().mean(1)
     big = [i for i, n in enumerate(a["ns"]) if n >= 0.6 * a["d"]]

@@ -319,3 +319,19 @@ def primitive_identity_error(pos: Tensor, d: int, k: int) -> Tensor:
     """1/2 * fraction of far positions [R]: Theorem 4's value of the Theorem-2 error when M_tr^T M_tr is primitive."""
     _check_dk(d, k)
     return 0.5 * far_mask(occupancy(pos, d), k).double().mean(-1)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Fig. 4(b): where the bound of Theorem 4 crosses the 1-Layer error
+# ----------------------------------------------------------------------------------------------------------------
+def bound_crossing_n(d: int, k: int, n_max: int, exact_second_term: bool = False) -> int | None:
+    """Smallest integer n in [1, n_max] with Err1(n) + Err2(n) < E_1Layer(n) (Fig. 4b), Err1 exact
+    (:func:`err1_exact`), Err2 the paper's approximation (or, with ``exact_second_term``, the exact second
+    term :func:`thm4_second_term`); None if the bound stays above E_1Layer up to n_max."""
+    _check_dk(d, k)
+    V.integer("n_max", n_max, 1)
+    for n in range(1, n_max + 1):
+        second = thm4_second_term(d, k, n) if exact_second_term else err2(d, k, n)
+        if err1_exact(d, k, n) + float(second[0]) < float(one_layer_error(d, n)[0]):
+            return n
+    return None
