@@ -106,3 +106,60 @@ def test_chunked_eval_matches(monkeypatch):
     assert torch.equal(a.epochs, b.epochs)
     out = network_outputs(a.params["W"], idx=idx, chunk=13)
     torch.testing.assert_close(out, forward_fixed(a.params["W"], idx=idx), rtol=0, atol=1e-13)
+
+
+def test_rank_trend_test_and_power():
+    from cnnbias.experiments.psi import rank_trend_power, rank_trend_test
+
+    x = torch.arange(30, dtype=torch.float64)
+    rho, p = rank_trend_test(x, x, 0.3)
+    assert rho == pytest.approx(1.0) and p < 1e-6
+    rho, p = rank_trend_test(x, -x, 0.3)
+    assert rho == pytest.approx(-1.0) and p > 0.999
+    assert rank_trend_test(x, torch.ones(30), 0.3)[0] == 0.0
+    # at rho = rho0 the power is the level; it grows with rho and N
+    assert rank_trend_power(30, 0.3, 0.3, 0.05) == pytest.approx(0.05)
+    assert rank_trend_power(30, 0.8) > rank_trend_power(30, 0.6) > 0.05
+    assert rank_trend_power(60, 0.6) > rank_trend_power(30, 0.6)
+    # the size of the test: under independence (rho = 0 <= 0.3) it rejects rarely
+    g = torch.Generator().manual_seed(0)
+    rej = sum(rank_trend_test(torch.randn(30, generator=g), torch.randn(30, generator=g), 0.3)[1] < 0.05
+              for _ in range(200))
+    assert rej <= 5
+    with pytest.raises(ValueError):
+        rank_trend_test(x[:3], x[:3])
+    with pytest.raises(ValueError):
+        rank_trend_test(x, x, 1.0)
+    with pytest.raises(ValueError):
+        rank_trend_power(30, 0.5, alpha=0.0)
+
+
+def test_binomial_excess_pvalue():
+    from cnnbias.experiments.psi import binomial_excess_pvalue
+    from scipy.stats import binom
+
+    assert binomial_excess_pvalue(0, 100, 0.01) == 1.0
+    assert binomial_excess_pvalue(3, 100, 0.01) == pytest.approx(1 - binom.cdf(2, 100, 0.01))
+    assert binomial_excess_pvalue(100, 100, 1.0) == pytest.approx(1.0)
+    with pytest.raises(ValueError):
+        binomial_excess_pvalue(5, 4, 0.1)
+    with pytest.raises(ValueError):
+        binomial_excess_pvalue(1, 4, 1.5)
+
+
+def test_run_digits_color_split(monkeypatch):
+    from cnnbias.data import colored_digits as cd
+    from cnnbias.experiments.psi import run_digits
+
+    monkeypatch.delenv("CNNBIAS_MNIST_DIR", raising=False)
+    pools = cd.load_pools()
+    r = run_digits("test.digits_split", pools, 20, 2, k=1, max_epochs=2, m_test=20, n_ref=10)
+    pur, dom = r["purity"], r["dominant_color"]
+    assert pur.shape == (2, 2) and dom.shape == (2, 2)
+    moved = dom >= 0
+    assert torch.all((pur[moved] >= 1 / 3 - 1e-12) & (pur[moved] <= 1 + 1e-12))
+    assert torch.all(torch.isnan(pur[~moved]))
+    # a w filter only gains mass from positive points (blue or green digits), a u filter from negative
+    # points (red or green): its learned positive mass has no red (resp. blue) part
+    assert not bool((dom[:, 0] == cd.RED).any()) and not bool((dom[:, 1] == cd.BLUE).any())
+    assert torch.all(torch.isfinite(r["green_ratio_init"]))

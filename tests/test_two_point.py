@@ -78,3 +78,67 @@ def test_validation():
         tp.lemma_f5_predict(W0, data, 0.1, 0)
     with pytest.raises(ValueError):
         tp.sample_two_point(1, 12, 12, [torch.Generator()])
+
+
+def _naive_sets(w, allowed):
+    """argmax over allowed pattern indices (first on ties) and whether it is positive, for one filter."""
+    best, arg = -float("inf"), None
+    for l in allowed:
+        if float(w[l]) > best:
+            best, arg = float(w[l]), l
+    return arg, best > 0
+
+
+def test_initial_set_sizes_naive():
+    data, W0 = _setup(R=3, n=4, d=10, k=30, sigma=1.0, seed=30)
+    sz = tp.initial_set_sizes(W0, data)
+    k = 30
+    for r in range(3):
+        xp, xm = data.x_plus[r].tolist(), data.x_minus[r].tolist()
+        not2 = sorted((set(xp) | set(xm)) - {1})
+        not1 = sorted((set(xp) | set(xm)) - {0})
+        spur = sorted(set(xp) & set(xm))
+        Aw = Au = 0
+        Wp = [0] * 10
+        Um = [0] * 10
+        Wpm = [0] * 10
+        Upm = [0] * 10
+        Aw2 = Au1 = 0
+        for j in range(k):
+            a, pa = _naive_sets(W0[r, j], not2)
+            b, pb = _naive_sets(W0[r, j], not1)
+            Aw += pa
+            if pa:
+                Wp[a] += 1
+                if pb and b == 1:
+                    Aw2 += 1
+                    if a in spur:
+                        Wpm[a] += 1
+            c, pc = _naive_sets(W0[r, k + j], not1)
+            e, pe = _naive_sets(W0[r, k + j], not2)
+            Au += pc
+            if pc:
+                Um[c] += 1
+                if pe and e == 0:
+                    Au1 += 1
+                    if c in spur:
+                        Upm[c] += 1
+        assert sz["A_w"][r] == Aw and sz["A_u"][r] == Au
+        assert sz["A_w_W_minus2"][r] == Aw2 and sz["A_u_U_plus1"][r] == Au1
+        assert sz["W_plus"][r].tolist() == Wp and sz["U_minus"][r].tolist() == Um
+        assert sz["W_plus_W_minus2"][r].tolist() == Wpm and sz["U_plus1_U_minus"][r].tolist() == Upm
+        assert sz["spurious"][r].nonzero().flatten().tolist() == spur
+
+
+def test_lemma_f3_probability_monte_carlo():
+    # q = P(p2 largest, p_i second and positive) among n + 1 i.i.d. Gaussians; Monte Carlo within 4 se
+    n, N = 3, 200000
+    g = torch.Generator().manual_seed(5)
+    Z = torch.randn(N, n + 1, generator=g, dtype=torch.float64)  # column 0 = p2, column 1 = p_i
+    top2 = Z.topk(2, dim=1).indices
+    hit = (top2[:, 0] == 0) & (top2[:, 1] == 1) & (Z[:, 1] > 0)
+    q = tp.lemma_f3_probability(n)
+    se = (q * (1 - q) / N) ** 0.5
+    assert abs(float(hit.double().mean()) - q) < 4 * se
+    with pytest.raises(ValueError):
+        tp.lemma_f3_probability(1)

@@ -8,6 +8,7 @@ training loss is below ``loss_below`` (1e-5 in App. E.3).  Built on :func:`cnnbi
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import torch
@@ -22,9 +23,12 @@ from cnnbias.models.maxpool import forward_fixed
 from cnnbias.theory import psi
 
 __all__ = [
+    "binomial_excess_pvalue",
     "init_W",
     "network_outputs",
     "points_per_chunk",
+    "rank_trend_power",
+    "rank_trend_test",
     "run_cell",
     "run_digits",
     "sample_runs",
@@ -132,6 +136,61 @@ def train_psi(
         shuffle_seeds=shuffle_seeds if opt == "sgd" else None,
         eval_fn=eval_fn if opt == "sgd" else None,
     )
+
+
+def rank_trend_test(x, y, rho0: float = 0.3) -> tuple[float, float]:
+    """Spearman rank correlation of independent pairs (x_j, y_j) and the one-sided p-value of
+    H0: rho <= rho0 ("at most slightly correlated") against rho > rho0.
+
+    Fisher's z with the Fieller-Hartley-Pearson (1957) standard error ``1.06 / sqrt(N - 3)`` for Spearman's rho:
+    ``p = 1 - Phi((atanh(rho) - atanh(rho0)) sqrt(N - 3) / 1.06)``.  With N = 30 pairs and rho0 = 0.3 the test
+    at level 0.05 rejects a true rho = 0.8 with probability 0.99 and rejects rho <= 0.3 at most 5% of the time.
+    Returns (rho, p); a constant y gives rho = 0.
+    """
+    from cnnbias import stats as _st
+
+    xa = torch.as_tensor(x, dtype=torch.float64).reshape(-1)
+    ya = torch.as_tensor(y, dtype=torch.float64).reshape(-1)
+    if xa.shape != ya.shape or xa.numel() < 4:
+        raise ValueError(f"x and y must be two samples of equal length >= 4; got {xa.numel()} and {ya.numel()}")
+    V.real("rho0", rho0)
+    if not -1 < rho0 < 1:
+        raise ValueError(f"rho0 must lie in (-1, 1), got {rho0}")
+    rho = _st.spearman(xa, ya) if float(ya.std()) > 0 else 0.0
+    z = (math.atanh(max(min(rho, 1 - 1e-12), -1 + 1e-12)) - math.atanh(rho0)) * math.sqrt(xa.numel() - 3) / 1.06
+    return rho, 0.5 * math.erfc(z / math.sqrt(2))
+
+
+def rank_trend_power(N: int, rho: float, rho0: float = 0.3, alpha: float = 0.05) -> float:
+    """Power of :func:`rank_trend_test` at level ``alpha``: the probability that N independent pairs with true
+    Spearman correlation ``rho`` reject H0: rho <= rho0 (same Fisher-z approximation)."""
+    V.integer("N", N, 4)
+    for nm, v in (("rho", rho), ("rho0", rho0)):
+        V.real(nm, v)
+        if not -1 < v < 1:
+            raise ValueError(f"{nm} must lie in (-1, 1), got {v}")
+    if not 0 < alpha < 1:
+        raise ValueError(f"alpha must lie in (0, 1), got {alpha}")
+    from scipy.stats import norm
+
+    shift = (math.atanh(rho) - math.atanh(rho0)) * math.sqrt(N - 3) / 1.06
+    return float(norm.sf(norm.isf(alpha) - shift))
+
+
+def binomial_excess_pvalue(failures: int, N: int, p0: float) -> float:
+    """One-sided exact binomial p-value of H0: failure probability <= p0, given ``failures`` in ``N``
+    independent trials: P[Bin(N, p0) >= failures] (1 when failures = 0)."""
+    V.integer("N", N, 1)
+    V.integer("failures", failures, 0)
+    if failures > N:
+        raise ValueError(f"failures must be <= N={N}, got {failures}")
+    if not 0 <= p0 <= 1:
+        raise ValueError(f"p0 must lie in [0, 1], got {p0}")
+    if failures == 0:
+        return 1.0
+    from scipy.stats import binom
+
+    return float(binom.sf(failures - 1, N, p0))
 
 
 ELEMENT_BUDGET = 2e8  # largest [R, 2k, points, n] gather formed at once when evaluating many points
@@ -267,10 +326,16 @@ def run_digits(experiment: str, pools, m: int, R: int, *, k: int = 20, lr: float
     gradient).  ``sigma_g`` defaults to 1/sqrt(3d), the standard deviation of PyTorch's default convolution
     initialization (App. G does not state the initialization; the paper's code was PyTorch).
 
+    Color split (Fig. 2c: "the filters come in three colors"): ``purity`` [R, 2k] is the share of a filter's
+    learned positive mass sum(max{0, W_T - W_0}) that lies in its dominant color channel (1/3 for a filter
+    spread evenly over the colors, 1 for a filter of one color; NaN for a filter that never moved),
+    ``dominant_color`` [R, 2k] that channel (0 red, 1 green, 2 blue; -1 for a filter that never moved).
+
     Detector strengths (the quantity Fig. 2c shows as brightness): each filter's largest response over a
     reference set of ``n_ref`` test-pool digits drawn in each of the three colors, and the color of the patch
     that attains it.  Returns per run: ``train_acc``, ``test_acc``, ``epochs``, ``green_ratio`` (mean strength of
-    green detectors / mean strength of blue and red detectors), ``W`` and ``W0`` [R, 2k, d].
+    green detectors / mean strength of blue and red detectors; ``green_ratio_init`` the same for W_0), ``W`` and
+    ``W0`` [R, 2k, d].
     """
 
     if not isinstance(pools, cd.ColoredPools):
@@ -302,20 +367,36 @@ def run_digits(experiment: str, pools, m: int, R: int, *, k: int = 20, lr: float
     ref_ids = torch.arange(min(n_ref, pools.test.shape[0])).repeat(3)
     ref_col = torch.arange(3).repeat_interleave(min(n_ref, pools.test.shape[0]))
     ref = cd.embed_colored(ref_ids, ref_col, pools.test, dtype).to(W0.device)  # [3 n_ref, d]
-    resp = W @ ref.T  # [R, 2k, 3 n_ref]
-    strength, arg = resp.max(-1)
-    color = ref_col.to(W0.device)[arg]
-    det = strength > 0
-    green = det & (color == cd.GREEN)
-    disc = det & (color != cd.GREEN)
-    g_mean = (strength * green).sum(1) / green.sum(1).clamp(min=1)
-    d_mean = (strength * disc).sum(1) / disc.sum(1).clamp(min=1)
+    col_ref = ref_col.to(W0.device)
+
+    def _green_ratio(Wx: Tensor) -> tuple[Tensor, Tensor]:
+        strength, arg = (Wx @ ref.T).max(-1)  # [R, 2k]
+        color = col_ref[arg]
+        det = strength > 0
+        green = det & (color == cd.GREEN)
+        disc = det & (color != cd.GREEN)
+        g_mean = (strength * green).sum(1) / green.sum(1).clamp(min=1)
+        d_mean = (strength * disc).sum(1) / disc.sum(1).clamp(min=1)
+        return g_mean / d_mean, green.sum(1)
+
+    green_ratio, n_green = _green_ratio(W)
+    green_ratio_init, _ = _green_ratio(W0)
+    # color split of the learned change (Fig. 2c): positive mass of W_T - W_0 in each color channel
+    dW = (W - W0).clamp(min=0).reshape(W.shape[0], W.shape[1], 3, -1).sum(-1)  # [R, 2k, 3]
+    tot = dW.sum(-1)
+    moved = tot > 1e-12 * float(W0.abs().max())
+    purity = torch.where(moved, dW.max(-1).values / torch.where(moved, tot, torch.ones_like(tot)),
+                         torch.full_like(tot, math.nan))
+    dominant = torch.where(moved, dW.argmax(-1), torch.full_like(dW[..., 0], -1, dtype=torch.long))
     return {
         "train_acc": train_acc.cpu(),
         "test_acc": test_acc.cpu(),
         "epochs": res.epochs.cpu(),
-        "green_ratio": (g_mean / d_mean).cpu(),
-        "n_green": green.sum(1).cpu(),
+        "green_ratio": green_ratio.cpu(),
+        "green_ratio_init": green_ratio_init.cpu(),
+        "n_green": n_green.cpu(),
+        "purity": purity.cpu(),
+        "dominant_color": dominant.cpu(),
         "W": W.cpu(),
         "W0": W0.cpu(),
         "examples": (ids[0, :4].clone(), col[0, :4].clone(), y[0, :4].clone()),
@@ -367,13 +448,17 @@ class GridCells:
         self._cache: dict = {}
 
     def __call__(self, dist: str, n: int, d: int, k: int, m: int, R: int, p=None,
-                 max_epochs: int | None = None) -> dict[str, Tensor]:
+                 max_epochs: int | None = None, kappa: float | None = None) -> dict[str, Tensor]:
+        """Train (once) and return the cell; ``kappa`` overrides ``cfg["kappa"]`` (learning rate
+        ``max(kappa / k, 1e-7)``)."""
         cfg = self.cfg
         epochs = max_epochs or cfg["max_epochs"]
-        key = (dist, n, d, k, m, R, tuple(p) if isinstance(p, list) else p, epochs)
+        kap = cfg["kappa"] if kappa is None else kappa
+        V.positive("kappa", kap)
+        key = (dist, n, d, k, m, R, tuple(p) if isinstance(p, list) else p, epochs, kap)
         if key not in self._cache:
             self._cache[key] = run_cell(
-                self.experiment, dist, n, d, k, m, R, lr=max(cfg["kappa"] / k, 1e-7),
+                self.experiment, dist, n, d, k, m, R, lr=max(kap / k, 1e-7),
                 batch_size=100 if k <= 2500 else 20, max_epochs=epochs, sigma_g=cfg["sigma_g"],
                 m_test=cfg["m_test"], p=list(p) if isinstance(p, tuple) else p, b=self.b,
                 device=self.device, dtype=self.dtype, check_every=cfg["check_every"])

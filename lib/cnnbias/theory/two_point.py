@@ -48,6 +48,8 @@ __all__ = [
     "categories",
     "gamma",
     "gd_two_point",
+    "initial_set_sizes",
+    "lemma_f3_probability",
     "lemma_f5_predict",
     "predicted_convergence",
     "sample_two_point",
@@ -309,3 +311,66 @@ def predicted_convergence(W0: Tensor, data: TwoPointSet, c_eta: float) -> tuple[
     tp = torch.clamp(torch.ceil((1 / h - b4 + b8) / b2 - 1e-12), min=1).long()
     tm = torch.clamp(torch.ceil((1 / h - b8 + b4) / b6 - 1e-12), min=1).long()
     return tp, tm, counts
+
+
+def lemma_f3_probability(n: int) -> float:
+    """Exact probability that one Gaussian filter w lies in W_0^+(i) n W_0^-(2) for a fixed spurious i in P_T
+    (Eqs. 11-12), ``q = (1 - (n + 2) 2^{-(n+1)}) / (n (n + 1))``.
+
+    Derivation: the n + 1 dot products of w with P_T = {p1, p2} u S_p are i.i.d. symmetric; the event asks for
+    p2 to be the largest, p_i the second largest and p_i > 0.  The order has probability 1/((n+1) n); given it,
+    the second largest is positive unless at most one of the n + 1 values is positive, probability
+    (n + 2) 2^{-(n+1)}, and the order and the signs are independent.  The same q holds for u in
+    U_0^+(1) n U_0^-(i).  Lemma F.3 (App. F.2) states concentration of these sizes around k times a constant
+    with leading factor 1/(n(n+1)).
+    """
+    V.integer("n", n, 2)
+    return (1.0 - (n + 2) * 2.0 ** (-(n + 1))) / (n * (n + 1))
+
+
+def initial_set_sizes(W0: Tensor, data: TwoPointSet) -> dict[str, Tensor]:
+    """Sizes of the initial detection sets of App. F.1-F.2 (Eqs. 11-12) for each run (Lemmas F.1-F.3).
+
+    Returns ``A_w``, ``A_u`` [R] (|A_w| = |union_{i in P_T minus {2}} W_0^+(i)|, |A_u| likewise with U_0^-);
+    ``A_w_W_minus2`` = |A_w n W_0^-(2)| and ``A_u_U_plus1`` = |A_u n U_0^+(1)| [R] (proof of Lemma F.3);
+    ``W_plus`` [R, d] = |W_0^+(i)| (nonzero only for i in P_T minus {2}); ``U_minus`` [R, d] = |U_0^-(i)|
+    (i in P_T minus {1}); ``W_plus_W_minus2`` [R, d] = |W_0^+(i) n W_0^-(2)| and ``U_plus1_U_minus`` [R, d] =
+    |U_0^+(1) n U_0^-(i)| (both for spurious i; other columns 0); and ``spurious`` [R, d] (bool, i in S_p).
+    All counts are float64 tensors.
+    """
+    _check_W0_data(W0, data)
+    R, C, d = W0.shape
+    k = C // 2
+    PT = _pt_mask(data, R)
+    not2 = PT.clone()
+    not2[:, 1] = False
+    not1 = PT.clone()
+    not1[:, 0] = False
+    spur = PT.clone()
+    spur[:, :2] = False
+    eye = torch.eye(d, dtype=torch.float64)
+
+    def _counts(arg: Tensor, pos: Tensor, mask: Tensor | None = None) -> Tensor:
+        sel = pos if mask is None else pos & mask
+        return (eye[arg] * sel[..., None].double()).sum(1)  # [R, d]
+
+    Dw, Du = W0[:, :k], W0[:, k:]
+    ap, pp = _argmax_over(Dw, not2)  # W_0^+(.)
+    an, pn = _argmax_over(Dw, not1)  # W_0^-(.)
+    bn, qn = _argmax_over(Du, not1)  # U_0^-(.)
+    bp, qp = _argmax_over(Du, not2)  # U_0^+(.)
+    W_plus = _counts(ap, pp)
+    U_minus = _counts(bn, qn)
+    W_pm2 = _counts(ap, pp, pn & (an == 1)) * spur.double()
+    U_p1m = _counts(bn, qn, qp & (bp == 0)) * spur.double()
+    return {
+        "A_w": pp.double().sum(1),
+        "A_u": qn.double().sum(1),
+        "A_w_W_minus2": (pp & pn & (an == 1)).double().sum(1),
+        "A_u_U_plus1": (qn & qp & (bp == 0)).double().sum(1),
+        "W_plus": W_plus,
+        "U_minus": U_minus,
+        "W_plus_W_minus2": W_pm2,
+        "U_plus1_U_minus": U_p1m,
+        "spurious": spur,
+    }
