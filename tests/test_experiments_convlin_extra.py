@@ -2,7 +2,6 @@
 
 import pytest
 import torch
-
 from cnnbias.experiments import convlin as E
 from cnnbias.experiments import convlin_extra as X
 
@@ -44,3 +43,17 @@ def test_logistic_runs_fit_with_margin_one():
     assert bool((r0.epochs <= r.epochs).all())
     with pytest.raises(ValueError, match="stop_margin"):
         X.logistic_runs("cls", 16, 3, [4], 2, 0.1, 10, stop_margin=-1.0)
+
+
+def test_xhinge_after_fit_matches_init_runs():
+    a = X.xhinge_after_fit("cls", 20, 3, 8, 4, 0.1, 200, 10, 4000, experiment="t/af")
+    r = E.init_runs("cls", 20, 3, 8, 4, 0.1, 200, 10, 3000, experiment="t/af")
+    assert torch.equal(a.err_end, r.x_test[-1])  # same training set and initializations
+    fitted = a.t_fit >= 0
+    assert bool(fitted.any())
+    for j in fitted.nonzero().flatten().tolist():
+        t_idx = r.t_x.index(int(a.t_fit[j]))
+        assert float(r.x_train[t_idx, j]) == 0.0 and float(a.err_fit[j]) == float(r.x_test[t_idx, j])
+    assert bool((a.cos_far <= 1 + 1e-12).all())
+    with pytest.raises(ValueError, match="t_far"):
+        X.xhinge_after_fit("cls", 20, 3, 8, 2, 0.1, 200, 10, 100)

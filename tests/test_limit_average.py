@@ -4,7 +4,6 @@ import math
 
 import pytest
 import torch
-
 from cnnbias.data import positions as P
 from cnnbias.theory import convlinear as C
 from cnnbias.theory import limit_average as A

@@ -147,4 +147,67 @@ def logistic_runs(
     return LossRuns(ns, err, res.epochs.reshape(len(ns), R), fitted)
 
 
-__all__ = ["LossRuns", "departure_index", "logistic_runs", "paired_difference", "paired_z", "pitman_morgan"]
+# ----------------------------------------------------------------------------------------------------------------
+# Fig. 6(a)/8(a): X-hinge keeps improving after the training set is fitted and converges to the limit
+# ----------------------------------------------------------------------------------------------------------------
+@dataclass
+class AfterFit:
+    """Per initialization [R] of one training set (the runs of :func:`cnnbias.experiments.convlin.init_runs`)."""
+
+    t_fit: Tensor  # first grid step with X-hinge training error exactly 0 (-1: never on the grid)
+    err_fit: Tensor  # test error at t_fit
+    err_end: Tensor  # test error at the last grid step t_max
+    err_far: Tensor  # test error at t_far (Lemma 7, exact)
+    err_limit: Tensor  # test error of Lemma 1's limit direction from the same (w1^0, w2^0)
+    cos_fit: Tensor  # cosine between (w1^t, w2^t) and the limit direction at t_fit
+    cos_end: Tensor
+    cos_far: Tensor
+
+
+def xhinge_after_fit(
+    task_name: str, d: int, k: int, n: int, R: int, lr: float, t_max: int, every: int, t_far: int,
+    experiment: str = "convlin/init",
+) -> AfterFit:
+    """X-hinge GD (Lemma 7, exact) from the R initializations of one training set, with the same seeds as
+    :func:`cnnbias.experiments.convlin.init_runs`: when the training error first reaches 0 on the grid
+    0, every, ..., t_max, the test error and the cosine to the limit direction (Lemma 1 with w2^0, via
+    :func:`cnnbias.theory.convlinear.lemma1_limit`) then, at t_max and at t_far >= t_max."""
+    from cnnbias import config
+    from cnnbias.theory import convlinear as C
+
+    for nm, v, lo in (("k", k, 1), ("n", n, 1), ("R", R, 1), ("t_max", t_max, 1), ("every", every, 1)):
+        V.integer(nm, v, lo)
+    V.integer("t_far", t_far, t_max)
+    V.positive("lr", lr)
+    task = make_task(task_name, d)
+    idx1, mask1 = training_sets(task, [n], 1, experiment)
+    idx, mask = idx1.expand(R, -1).clone(), mask1.expand(R, -1).clone()
+    gens = config.generators(f"{experiment}/init", {"task": task_name, "d": d, "n": n, "k": k}, R)
+    p0 = L.init_params("conv", d, gens, k=k)
+    M = C.m_train(task, idx, k, mask)
+    l1, l2, _ = C.lemma1_limit(M, p0["w1"], p0["w2"])
+    lim = torch.cat([l1, l2], -1)
+    err_limit = L.test_error(L.conv_effective_weight(l1, l2), task)
+
+    def at(t: int) -> tuple[Tensor, Tensor, Tensor]:
+        w1, w2 = C.lemma7(M, p0["w1"], p0["w2"], lr, t, scaled=True)
+        w = L.conv_effective_weight(w1, w2)
+        tr = (L.ebar(task.y[idx] * L.scores(w, task, idx)) * mask).sum(-1) / mask.sum(-1)
+        cur = torch.cat([w1, w2], -1)
+        cos = (cur * lim).sum(-1) / (cur.norm(dim=-1) * lim.norm(dim=-1))
+        return L.test_error(w, task), tr, cos
+
+    t_fit = torch.full((R,), -1, dtype=torch.long)
+    err_fit = torch.full((R,), float("nan"), dtype=torch.float64)
+    cos_fit = torch.full((R,), float("nan"), dtype=torch.float64)
+    for t in range(0, t_max + 1, every):
+        te, tr, cos = at(t)
+        new = (t_fit < 0) & (tr == 0)
+        t_fit[new], err_fit[new], cos_fit[new] = t, te[new], cos[new]
+    err_end, _, cos_end = at(t_max)
+    err_far, _, cos_far = at(t_far)
+    return AfterFit(t_fit, err_fit, err_end, err_far, err_limit, cos_fit, cos_end, cos_far)
+
+
+__all__ = ["AfterFit", "LossRuns", "departure_index", "logistic_runs", "paired_difference", "paired_z", "pitman_morgan",
+           "xhinge_after_fit"]
