@@ -101,3 +101,14 @@ def test_digits_task_split():
     assert set(ytr.unique().tolist()) <= {-1.0, 1.0}
     with pytest.raises(ValueError):
         F.digits_task(0, g)
+
+
+def test_minibatch_kurtosis_is_kappa1_over_B():
+    # i.i.d. draws with replacement: the excess kurtosis of a mean of B draws is exactly kappa_1 / B
+    # (cumulants of a mean); the chapter reports this as a library check, not a claim
+    r = F.gradient_noise({**SMOKE["noise"], "draws": 4000})
+    B = np.array(r["batches"], dtype=float)
+    kurt = r["kurt"].mean(1).numpy()
+    pred = float(r["kappa1"].mean()) / B
+    assert np.all(np.abs(kurt / pred - 1) < 0.2)
+    assert abs(np.polyfit(np.log(B), np.log(kurt), 1)[0] + 1) < 0.1
