@@ -59,3 +59,58 @@ def test_phase_separation_and_lemmas():
     # loss of phase 2 decreases
     L = res.loss2_history[:, 0]
     assert bool((L[1:] <= L[:-1] + 1e-15).all())
+
+
+def test_exact_error_matches_monte_carlo():
+    """exact_error = the error on a large sample of D (random networks, ties impossible)."""
+    from cnnbias.models import maxpool
+    from cnnbias.stats import error_rate
+
+    g = torch.Generator().manual_seed(1)
+    R, k, d, n = 3, 7, 5, 4
+    W = torch.randn(R, k, d, generator=g, dtype=torch.float64)
+    a = torch.randn(R, k, generator=g, dtype=torch.float64)
+    exact = lw.exact_error(W, a, n, d)
+    idx, y = P.sample_D(40000, n, d, g)
+    mc = error_rate(maxpool.forward(W, a, idx=idx.expand(R, *idx.shape)), y)
+    assert bool(((exact - mc).abs() <= 5 * (0.25 / 40000) ** 0.5).all())
+    assert bool(((exact > 0.05) & (exact < 0.95)).any())  # a non-trivial check
+
+
+def test_max_margin_readout_is_the_hard_margin_svm():
+    """Same ||v||^2 as the QP of theory.min_norm; margins >= 1 with equality on the support vectors;
+    a non-separable set is reported as such."""
+    from cnnbias.theory import min_norm as mn
+
+    g = torch.Generator().manual_seed(2)
+    Z = torch.rand(2, 12, 6, generator=g, dtype=torch.float64)
+    y = torch.where(torch.rand(2, 12, generator=g) < 0.5, 1.0, -1.0).to(torch.float64)
+    Z[0] += 2 * y[0, :, None] * torch.tensor([1.0, -1, 0, 0, 0, 0], dtype=torch.float64)  # separable
+    Z[1, 1], y[1, 0], y[1, 1] = Z[1, 0], 1.0, -1.0  # a point with both labels: not separable
+    mask = torch.ones(2, 12, dtype=torch.float64)
+    mask[0, 10:] = 0
+    v, sep = lw.max_margin_readout(Z, y, mask)
+    assert sep.tolist() == [True, False]
+    marg = y[0, :10] * (Z[0, :10] @ v[0])
+    assert float(marg.min()) > 1 - 1e-6 and abs(float(marg.min()) - 1) < 1e-6
+    ref, _, _ = mn.min_norm_squared(Z[0, :10], y[0, :10])
+    assert abs(float(v[0] @ v[0]) - ref) < 1e-4 * ref
+
+
+def test_sample_complexity_nested_runs():
+    out = lw.sample_complexity("test_sc", {}, d=3, n=3, sizes=[4, 8, 16], reps=3, T1=3, eps=0.05)
+    assert out["err"].shape == (3, 3) and out["m_star"].shape == (3,)
+    for r in range(3):
+        ok = out["err"][r] <= 0.05
+        ms = out["m_star"][r]
+        if math.isfinite(ms):
+            s = [4, 8, 16].index(int(ms))
+            assert ok[s:].all() and (s == 0 or not ok[s - 1])
+        else:
+            assert not ok[-1]
+    import pytest
+
+    with pytest.raises(ValueError, match="eps"):
+        lw.sample_complexity("test_sc", {}, d=3, n=3, sizes=[4, 8], reps=1, T1=3, eps=0.7)
+    with pytest.raises(ValueError, match="sizes"):
+        lw.sample_complexity("test_sc", {}, d=3, n=3, sizes=[8, 4], reps=1, T1=3, eps=0.05)

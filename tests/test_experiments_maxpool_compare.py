@@ -53,3 +53,22 @@ def test_pattern_and_digit_runs_and_by_size():
     assert dtr[1][0].shape[:2] == (6, 4) and dte[0][0].shape[:2] == (5, 4)
     mu, sd = by_size(torch.tensor([1.0, 2.0, 3.0, 4.0]), 2, 2)
     assert mu.tolist() == [2.0, 3.0] and abs(sd[0] - 2**0.5) < 1e-12
+
+
+def test_layerwise_starts_from_convpool_init_and_fits(monkeypatch):
+    """'layerwise' uses the same initialization as 'convpool', leaves 'convpool' unchanged, fits clean data."""
+    from cnnbias.experiments import maxpool as mp
+
+    gens = config.generators("test_layerwise", {}, 2)
+    train, test, pats = mp.pattern_runs([12, 20], 1, n=4, d=6, m_test=50, gens=gens)
+    seen = []
+    real_init = mp.conv_init
+    monkeypatch.setattr(mp, "conv_init", lambda *a, **k: seen.append(real_init(*a, **k)) or seen[-1])
+    kw = dict(channels=8, patterns=pats, epochs=4, loss_below=None)
+    a = mp.compare_models(train, test, gens=config.generators("t_init", {}, 2), models=("convpool", "layerwise"), **kw)
+    assert len(seen) == 2 and all(torch.equal(seen[0][k], seen[1][k]) for k in ("W", "a"))
+    b = mp.compare_models(train, test, gens=config.generators("t_init", {}, 2), models=("convpool",), **kw)
+    assert torch.equal(a["convpool"]["test_err"], b["convpool"]["test_err"])
+    c = mp.compare_models(train, test, gens=config.generators("t_init", {}, 2), models=("layerwise",),
+                          channels=8, patterns=pats, epochs=400)
+    assert float(c["layerwise"]["train_err"].max()) == 0.0

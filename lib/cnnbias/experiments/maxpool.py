@@ -69,7 +69,8 @@ from cnnbias.data.digit_patterns import sample_digit_patterns, split_pools
 from cnnbias.data.digits import load_digits
 from cnnbias.data.noisy_patterns import noisy_embed
 from cnnbias.models import init, maxpool, mlp
-from cnnbias.stats import error_rate, mean_se
+from cnnbias.stats import error_rate, margin_errors, mean_se
+from cnnbias.theory import min_norm as mn
 
 __all__ = ["compare_models", "conv_forward", "conv_init", "svm_fit_predict", "train_masked", 
     "LWResult",
@@ -80,6 +81,9 @@ __all__ = ["compare_models", "conv_forward", "conv_init", "svm_fit_predict", "tr
     "lucky_masks",
     "lucky_probability",
     "lw_cnn",
+    "exact_error",
+    "max_margin_readout",
+    "sample_complexity",
     "representation",
     "sphere_init",
     "split",
@@ -335,11 +339,12 @@ def conv_init(C: int, d: int, gens: Sequence[torch.Generator], dtype=torch.float
 
 def train_masked(forward, params: dict[str, torch.Tensor], data: dict[str, torch.Tensor], y: torch.Tensor,
                  mask: torch.Tensor, *, lr: float, epochs: int, loss_below: float | None = None,
-                 check_every: int = 10) -> engine.TrainResult:
+                 check_every: int = 10, trainable: Sequence[str] | None = None) -> engine.TrainResult:
     """Full-batch Adam on the masked mean logistic loss of every run.
 
     ``forward(params, **batch_data) -> [R', m]`` where ``batch_data`` holds ``batch.take`` of each
     tensor in ``data`` (leading run axis).  ``mask [R, m]`` is 1 for a run's real examples.
+    ``trainable``: the parameters Adam updates (default all; the others stay fixed).
     """
     counts = mask.sum(1)
     if bool((counts < 1).any()):
@@ -350,7 +355,7 @@ def train_masked(forward, params: dict[str, torch.Tensor], data: dict[str, torch
         msk = batch.take(mask)
         return (msk * engine.logistic(batch.take(y) * out)).sum(1) / msk.sum(1)
 
-    return engine.train(loss_fn, params, optimizer="adam", lr=lr,
+    return engine.train(loss_fn, params, optimizer="adam", lr=lr, trainable=trainable,
                         stop=engine.StopRule(max_epochs=int(epochs), loss_below=loss_below, check_every=check_every))
 
 
@@ -399,15 +404,20 @@ def compare_models(train: Sequence[tuple[torch.Tensor, torch.Tensor]], test: Seq
                    models: Sequence[str] = ("convpool", "mlp", "svm"), svm_C: float = 1e6) -> dict[str, dict[str, torch.Tensor]]:
     """Train every model on every run's training set; return per-model ``{"train_err", "test_err"}`` ``[R]``.
 
+    Models: ``"convpool"`` (Eq. 1, Adam on all parameters), ``"layerwise"`` (the same network, same
+    initialization, trained layer by layer as in Algorithm 1 but with Adam and on the whole training set:
+    first ``W`` with ``a`` fixed, then ``a`` with ``W`` fixed, each phase up to ``epochs // 2`` epochs or
+    until the loss is below ``loss_below``), ``"mlp"`` and ``"svm"``.
+
     ``train[r] = (X [m_r, n, d] float, y [m_r])`` with dense patches, or ``(idx [m_r, n] int64, y)``
     with pattern indices and ``patterns [l, d]`` or ``[R, l, d]`` (orthonormal; used by ConvPool as a gather and
     embedded for MLP / SVM).  ``test[r]`` likewise.  ``gens[r]`` initializes run ``r``'s networks.
     """
     if len(train) != len(test) or len(train) != len(gens):
         raise ValueError("train, test and gens must have one entry per run")
-    unknown = set(models) - {"convpool", "mlp", "svm"}
+    unknown = set(models) - {"convpool", "layerwise", "mlp", "svm"}
     if unknown:
-        raise ValueError(f"models may contain 'convpool', 'mlp', 'svm'; got {sorted(unknown)}")
+        raise ValueError(f"models may contain 'convpool', 'layerwise', 'mlp', 'svm'; got {sorted(unknown)}")
     indexed = train[0][0].dtype == torch.int64
     if indexed and patterns is None:
         raise ValueError("patterns are needed when the data are pattern indices")
@@ -426,8 +436,8 @@ def compare_models(train: Sequence[tuple[torch.Tensor, torch.Tensor]], test: Seq
     n = Xp.shape[2]
     out: dict[str, dict[str, torch.Tensor]] = {}
     cpu_gens = list(gens)
-    if "convpool" in models:
-        params = conv_init(channels, d, cpu_gens)
+    init_states = [g.get_state() for g in cpu_gens]  # "layerwise" starts where "convpool" starts
+    if "convpool" in models or "layerwise" in models:
         if indexed:
             Pr = patterns if patterns.dim() == 3 else patterns.expand(len(train), *patterns.shape)
             fwd = lambda p, idx, P: conv_forward(p, idx=idx, patterns=P)
@@ -435,6 +445,8 @@ def compare_models(train: Sequence[tuple[torch.Tensor, torch.Tensor]], test: Seq
         else:
             fwd = lambda p, X: conv_forward(p, X=X)
             data_tr, data_te = {"X": Xp}, {"X": Xte}
+    if "convpool" in models:
+        params = conv_init(channels, d, cpu_gens)
         t0 = time.perf_counter()
         res = train_masked(fwd, params, data_tr, yp, mask, lr=lr_conv, epochs=epochs, loss_below=loss_below)
         with torch.no_grad():
@@ -442,6 +454,24 @@ def compare_models(train: Sequence[tuple[torch.Tensor, torch.Tensor]], test: Seq
             s_te = fwd(res.params, **data_te)
         out["convpool"] = {"train_err": error_rate(s_tr, yp, mask=mask), "test_err": error_rate(s_te, yte),
                            "epochs": res.epochs, "seconds": time.perf_counter() - t0}
+    if "layerwise" in models:
+        fresh = []
+        for st in init_states:
+            g = torch.Generator()
+            g.set_state(st)
+            fresh.append(g)
+        params = conv_init(channels, d, fresh)  # the same initialization as "convpool"
+        t0 = time.perf_counter()
+        half = max(1, int(epochs) // 2)
+        res1 = train_masked(fwd, params, data_tr, yp, mask, lr=lr_conv, epochs=half, loss_below=loss_below,
+                            trainable=("W",))
+        res = train_masked(fwd, res1.params, data_tr, yp, mask, lr=lr_conv, epochs=half, loss_below=loss_below,
+                           trainable=("a",))
+        with torch.no_grad():
+            s_tr = fwd(res.params, **data_tr)
+            s_te = fwd(res.params, **data_te)
+        out["layerwise"] = {"train_err": error_rate(s_tr, yp, mask=mask), "test_err": error_rate(s_te, yte),
+                            "epochs": res1.epochs + res.epochs, "seconds": time.perf_counter() - t0}
     if "mlp" in models or "svm" in models:
         Fp = dense(Xp).reshape(Xp.shape[0], Xp.shape[1], -1)
         Fte = dense(Xte).reshape(Xte.shape[0], Xte.shape[1], -1)
@@ -566,3 +596,129 @@ def convpool_advantage(out: dict, reps: int, n_sizes: int, at: str = "all") -> t
     diff = (other - cp).mean(1) if at == "all" else (other - cp)[:, -1]
     mu, se = mean_se(diff)
     return float(mu), float(se)
+
+
+# ----------------------------------------------------------------------------------------------------
+# Theorem 5.1 (2): sample complexity of LW_CNN against d and n
+# ----------------------------------------------------------------------------------------------------
+
+
+def exact_error(W: torch.Tensor, a: torch.Tensor, n: int, l: int) -> torch.Tensor:
+    """Test error on ``D`` (one-hot patterns, ``l = d``) of networks ``(W [R, k, l], a [R, k])``, exactly:
+    the weighted error over the support of ``D`` up to patch order (:func:`cnnbias.theory.min_norm.support_D_sets`),
+    ties counted 1/2.  Returns ``[R]``."""
+    V.floating_tensor("W", W, 3)
+    V.tensor("a", a, shape=(W.shape[0], W.shape[1]))
+    if W.shape[2] != l:
+        raise ValueError(f"W must have l = {l} pattern coordinates, got shape {tuple(W.shape)}")
+    if not (bool(torch.isfinite(W).all()) and bool(torch.isfinite(a).all())):
+        raise ValueError("W and a must hold only finite values")
+    idx, y, prob = mn.support_D_sets(n, l)
+    R = W.shape[0]
+    out = maxpool.forward(W, a.to(W), idx=idx.unsqueeze(0).expand(R, *idx.shape))
+    return (margin_errors(y.to(out) * out, dim=-1) * prob.to(out)).sum(-1)
+
+
+def max_margin_readout(Z: torch.Tensor, y: torch.Tensor, mask: torch.Tensor, tol: float = 1e-10
+                       ) -> tuple[torch.Tensor, torch.Tensor]:
+    """The limit direction of phase 2 (Theorem 5.1 (1)-(2)): for each run the hard-margin separator
+    ``v = argmin ||v||^2 s.t. y_i v . z_i >= 1`` over the run's ``S2`` (``mask [R, M]``), the direction
+    to which gradient descent on the logistic loss converges on separable data (Soudry et al. 2018,
+    Thm. 3).  Solved in the dual, ``min_{alpha >= 0} 1/2 ||A^T alpha||^2 - 1^T alpha`` with rows
+    ``A_i = y_i z_i``: when ``A b = 1`` has a solution (then ``S2`` is separable) this is the NNLS problem
+    ``min_{alpha >= 0} ||A^T alpha - b||`` (Lawson-Hanson, exact active set); otherwise L-BFGS-B on the
+    dual.  Features are rescaled to unit largest norm, which leaves the direction unchanged.  ``v = A^T
+    alpha``.  Returns ``(v [R, k], separable [R])``; ``separable`` is False when no ``v`` with all
+    margins ``>= 1 - 1e-6`` was found (``S2`` not linearly separable): then ``v`` is NaN.
+    """
+    from scipy.optimize import minimize, nnls
+
+    V.floating_tensor("Z", Z, 3)
+    V.labels_pm1("y", y)
+    V.tensor("mask", mask, shape=tuple(Z.shape[:2]))
+    if tuple(y.shape) != tuple(Z.shape[:2]):
+        raise ValueError(f"y must be [R, M] = {tuple(Z.shape[:2])}, got {tuple(y.shape)}")
+    V.positive("tol", tol)
+    if not bool(torch.isfinite(Z).all()):
+        raise ValueError("Z must hold only finite values")
+    R, _, k = Z.shape
+    vs = torch.full((R, k), math.nan, dtype=torch.float64)
+    sep = torch.zeros(R, dtype=torch.bool)
+    for r in range(R):
+        keep = mask[r] > 0
+        A = (y[r, keep, None] * Z[r, keep]).double().numpy()
+        scale = float(np.linalg.norm(A, axis=1).max())
+        if not scale > 0:
+            continue
+        A = A / scale
+        m2 = A.shape[0]
+        b = np.linalg.lstsq(A, np.ones(m2), rcond=None)[0]
+        if float(np.abs(A @ b - 1).max()) <= 1e-8:
+            # A b = 1: then 1/2 ||A^T al - b||^2 = (the dual objective) + const, an NNLS problem
+            al = nnls(A.T, b, maxiter=50 * m2)[0]
+        else:  # rank-deficient constraints: the dual by L-BFGS-B
+            Q = A @ A.T
+            al = minimize(lambda x: 0.5 * x @ Q @ x - x.sum(), np.ones(m2), jac=lambda x: Q @ x - 1.0,
+                          bounds=[(0.0, None)] * m2, method="L-BFGS-B",
+                          options={"ftol": tol, "gtol": tol, "maxiter": 10_000}).x
+        v = A.T @ al
+        if not (np.all(np.isfinite(v)) and float((A @ v).min()) >= 1 - 1e-6):
+            continue
+        vs[r] = torch.as_tensor(v / scale)
+        sep[r] = True
+    return vs, sep
+
+
+def sample_complexity(name: str, cfg: dict, *, d: int, n: int, sizes: Sequence[int], reps: int, T1: int,
+                      eps: float) -> dict[str, np.ndarray]:
+    """The smallest training-set size from which ``LW_CNN`` reaches test error ``<= eps`` (Theorem 5.1 (2)).
+
+    Repetition ``rep`` draws ONE pool of ``max(sizes)`` points of ``D`` (``l = d`` one-hot patterns, ``n``
+    patches) and ONE initialization; for every ``m`` in ``sizes`` it runs Algorithm 1 on the pool's first
+    ``m`` points (nested training sets, all runs batched by :func:`lw_cnn`) under the theorem's largest
+    settings (:func:`default_hparams`), takes the limit ``T2 -> infinity`` of phase 2 as the max-margin
+    readout of ``z(S2)`` (:func:`max_margin_readout`) and computes its test error exactly
+    (:func:`exact_error`).  ``m*_rep`` is the smallest ``m`` of ``sizes`` such that the error is ``<= eps``
+    at ``m`` and at every larger size; ``inf`` if it is above ``eps`` at the largest size (censored).
+    Repetitions are independent (own pool, own initialization).  Returns ``{"err" [reps, S],
+    "m_star" [reps], "separable" [reps, S]}``."""
+    V.integer("d", d, 3)
+    V.integer("n", n, 2)
+    V.integer("reps", reps, 1)
+    V.integer("T1", T1, 1)
+    _check_sizes_reps(sizes, reps)
+    if not (0 < eps < 0.5):
+        raise ValueError(f"eps must lie in (0, 0.5), got {eps!r}")
+    sizes = [int(s) for s in sizes]
+    if sorted(set(sizes)) != sizes or sizes[0] < 2:
+        raise ValueError(f"sizes must be strictly increasing integers >= 2, got {sizes}")
+    hp = default_hparams(d, T1, eta2_fraction=0.99)
+    key = {**cfg, "d": d, "n": n}
+    pools = config.generators(name, key, reps)
+    inits = config.generators(name + "_init", key, reps)
+    draws = [P.sample_D(max(sizes), n, d, g) for g in pools]
+    S = len(sizes)
+    idx = torch.stack([draws[r][0] for r in range(reps) for _ in range(S)])
+    y = torch.stack([draws[r][1] for r in range(reps) for _ in range(S)])
+    gens = []
+    for g in inits:
+        for _ in range(S):
+            c = torch.Generator()
+            c.set_state(g.get_state())
+            gens.append(c)
+    res = lw_cnn(idx, y, k=hp["k"], d=d, T1=T1, T2=1, eta1=hp["eta1"], eta2=hp["eta2"], r=hp["r"], gens=gens,
+                 sizes=sizes * reps, record_W=False, record_loss_every=1)
+    Z = maxpool.responses(res.W, idx=idx)
+    v, sep = max_margin_readout(Z, y, res.mask2)
+    err = torch.full((len(gens),), 0.5, dtype=torch.float64)
+    if bool(sep.any()):
+        err[sep] = exact_error(res.W[sep], v[sep], n, d)
+    err = err.reshape(reps, S).numpy()
+    ok = err <= eps
+    m_star = np.full(reps, np.inf)
+    for r in range(reps):
+        for s in range(S):
+            if ok[r, s:].all():
+                m_star[r] = sizes[s]
+                break
+    return {"err": err, "m_star": m_star, "separable": sep.reshape(reps, S).numpy(), "k": hp["k"]}

@@ -13,13 +13,14 @@ points that differ only in position ``i`` (``o_1`` vs ``o_2``) force ``w[i] . (o
 from __future__ import annotations
 
 import itertools
+import math
 
 import numpy as np
 import torch
 
 from cnnbias import validate as V
 
-__all__ = ["closed_form_min_norm_squared", "min_norm_squared", "support_D"]
+__all__ = ["closed_form_min_norm_squared", "min_norm_squared", "support_D", "support_D_sets"]
 
 
 def support_D(n: int, l: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -41,6 +42,39 @@ def support_D(n: int, l: int) -> tuple[torch.Tensor, torch.Tensor]:
                 rows.append(row)
                 ys.append(label)
     return torch.tensor(rows, dtype=torch.int64), torch.tensor(ys, dtype=torch.float64)
+
+
+def support_D_sets(n: int, l: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The support of ``D`` up to the order of the patches, with probabilities: one representative
+    ``idx [S, n]`` per (label, set of distinct spurious patterns), labels ``y [S]`` and probabilities
+    ``prob [S]`` (summing to 1).
+
+    A max-pooling network is invariant to the order of the patches and to repeated patches, so its
+    error on ``D`` is ``sum_s prob_s * err(idx_s, y_s)`` exactly.  The ``n - 1`` spurious patches are
+    i.i.d. uniform over ``q = l - 2`` patterns; the probability that their set is a given ``A`` with
+    ``|A| = s`` is ``sum_{j=0}^{s} (-1)^j C(s, j) ((s - j)/q)^(n-1)`` (inclusion-exclusion), and each
+    label has probability 1/2.  A representative lists ``A`` (its first element repeated up to
+    ``n - 1`` patches) after the discriminative pattern.
+    """
+    V.integer("n", n)
+    V.integer("l", l)
+    n, l = int(n), int(l)
+    if n < 2 or l < 3:
+        raise ValueError(f"need n >= 2 and l >= 3, got n={n}, l={l}")
+    q = l - 2
+    if 2**q > 200_000:
+        raise ValueError(f"l = {l}: 2^(l-2) spurious sets too many to enumerate (l <= 19)")
+    rows, ys, ps = [], [], []
+    for s in range(1, min(n - 1, q) + 1):
+        p_set = sum((-1) ** j * math.comb(s, j) * ((s - j) / q) ** (n - 1) for j in range(s + 1))
+        for A in itertools.combinations(range(2, l), s):
+            spur = list(A) + [A[0]] * (n - 1 - s)
+            for label, disc in ((1.0, 0), (-1.0, 1)):
+                rows.append([disc] + spur)
+                ys.append(label)
+                ps.append(0.5 * p_set)
+    return (torch.tensor(rows, dtype=torch.int64), torch.tensor(ys, dtype=torch.float64),
+            torch.tensor(ps, dtype=torch.float64))
 
 
 def min_norm_squared(X: np.ndarray | torch.Tensor, y: np.ndarray | torch.Tensor, tol: float = 1e-10
