@@ -29,7 +29,8 @@ def test_smoke_cell_and_claim():
         assert len(res[key]) == cfg["R"] and all(0.0 <= e <= 1.0 for e in res[key])
     claims = Claims("xord", scale="smoke")
     XC.claim_compression([(cfg, res)], claims)
-    assert [c.id for c in claims] == ["xord.compression"]
+    XC.claim_compression_matches_120([(cfg, res)], claims)
+    assert [c.id for c in claims] == ["xord.compression", "xord.compression_matches_120"]
     assert sweeps.get("xord.compression").cell_fn is XC.compression_cell
 
 
@@ -40,3 +41,13 @@ def test_cell_refuses_other_digits_and_bad_sizes(monkeypatch, tmp_path):
     monkeypatch.setenv("CNNBIAS_MNIST_DIR", str(tmp_path))  # an (empty) MNIST folder: not the bundled digits
     with pytest.raises(ValueError):
         XC.compression_cell(cfg, torch.device("cpu"), torch.float64)
+
+
+def test_mnist_cells_name_their_data_and_need_the_files(monkeypatch):
+    cells = XC.compression_cells("paper", digits="mnist")
+    assert [c["n"] for c in cells] == [100, 500, 1000, 5000] and {c["digits"] for c in cells} == {"mnist"}
+    monkeypatch.delenv("CNNBIAS_MNIST_DIR", raising=False)
+    with pytest.raises(ValueError, match="CNNBIAS_MNIST_DIR"):
+        XC.compression_cell(cells[0], torch.device("cpu"), torch.float64)
+    with pytest.raises(ValueError, match="digits"):
+        XC.compression_cells("book", digits="cifar")
