@@ -114,3 +114,19 @@ def test_sample_complexity_nested_runs():
         lw.sample_complexity("test_sc", {}, d=3, n=3, sizes=[4, 8], reps=1, T1=3, eps=0.7)
     with pytest.raises(ValueError, match="sizes"):
         lw.sample_complexity("test_sc", {}, d=3, n=3, sizes=[8, 4], reps=1, T1=3, eps=0.05)
+
+
+def test_dvc_sweep_cell_and_claims():
+    """The sweep cell maxpool.vc_dvc computes the chapter's per-run values; its claims come out of them."""
+    from cnnbias.claims import Claims
+
+    cfg = lw.VC_CONFIGS["smoke"]
+    r = lw.vc_dvc_cell(cfg, torch.device("cpu"), torch.float64)
+    R = cfg["reps"]
+    for key in ("sgd_train", "sgd_test", "sh_train", "sh_test", "cstar", "eq9_worst", "epochs"):
+        assert len(r[key]) == R
+    assert r == lw.dvc_sgd_vs_shattering(cfg)  # deterministic: the same seeds
+    claims = Claims("maxpool")
+    lw.dvc_claims(r, claims)
+    assert [c.id for c in claims] == ["maxpool.dvc_sgd_generalizes", "maxpool.dvc_sgd_cstar"]
+    assert claims.as_records()[1]["values"]["max_cstar"] >= 0

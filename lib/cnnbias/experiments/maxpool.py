@@ -84,6 +84,10 @@ __all__ = ["compare_models", "conv_forward", "conv_init", "svm_fit_predict", "tr
     "exact_error",
     "max_margin_readout",
     "sample_complexity",
+    "VC_CONFIGS",
+    "dvc_claims",
+    "dvc_sgd_vs_shattering",
+    "vc_dvc_cell",
     "representation",
     "sphere_init",
     "split",
@@ -722,3 +726,130 @@ def sample_complexity(name: str, cfg: dict, *, d: int, n: int, sizes: Sequence[i
                 m_star[r] = sizes[s]
                 break
     return {"err": err, "m_star": m_star, "separable": sep.reshape(reps, S).numpy(), "k": hp["k"]}
+
+
+# ----------------------------------------------------------------------------------------------------
+# The VC chapter: SGD against the shattering networks on D_vc (PSI paper, Remark E.1)
+# ----------------------------------------------------------------------------------------------------
+
+#: Settings of the D_vc experiment of the VC chapter per scale; ``paper`` is App. E.3 of the PSI paper
+#: (k = 1000, batch 100, step 0.001, sigma_g = 1e-6, up to 50,000 epochs) at its (n, d) = (10, 20).
+VC_CONFIGS = {
+    "smoke": {"ns": [2, 3, 4], "n_sgd": 10, "k": 50, "m": 40, "reps": 2, "lr": 0.01, "batch": 10,
+              "sigma_g": 1e-3, "epochs": 100, "m_test": 500},
+    "book": {"ns": [2, 3, 4, 5], "n_sgd": 12, "k": 100, "m": 40, "reps": 10, "lr": 0.01, "batch": 10,
+             "sigma_g": 1e-3, "epochs": 300, "m_test": 1000},
+    "paper": {"ns": [2, 3, 4, 5], "n_sgd": 10, "k": 1000, "m": 100, "reps": 10, "lr": 0.001, "batch": 100,
+              "sigma_g": 1e-6, "epochs": 50000, "m_test": 1000},
+}
+
+
+def dvc_sgd_vs_shattering(cfg: dict) -> dict[str, list]:
+    """``reps`` independent runs on ``D_vc`` (``n = n_sgd``, ``d = 2n``): each draws a training set of ``m``
+    points, a test set of ``m_test`` points and an initialization (seeds ``config.generators("vc_dvc_sgd",
+    cfg, reps)``), trains ``N_W`` by SGD on the hinge loss (:func:`cnnbias.experiments.psi.train_nw_sgd`:
+    ``2k`` channels, first layer only, ``sigma_g``, step ``lr``, batch ``batch``, up to ``epochs``) and fits
+    the shattering network of the same training set (:func:`cnnbias.theory.vc.fit_by_shattering`).
+    Per run: training and test errors of both, the least training error of any function of the
+    configuration, the fraction of test points whose configuration was seen, ``c*`` (Eq. 10, b = 2) and the
+    worst spurious detection ratio (Eq. 9) of the SGD network, ``M_w^+(1)``, ``M_u^-(2)``, SGD epochs."""
+    from cnnbias.experiments import psi as PE
+    from cnnbias.theory import psi as TP
+    from cnnbias.theory import vc
+
+    for key in ("n_sgd", "k", "m", "reps", "lr", "batch", "sigma_g", "epochs", "m_test"):
+        if key not in cfg:
+            raise ValueError(f"cfg lacks {key!r}")
+    n_v, k_v, m_v, R_v = int(cfg["n_sgd"]), int(cfg["k"]), int(cfg["m"]), int(cfg["reps"])
+    gens = config.generators("vc_dvc_sgd", cfg, R_v)
+    idx_tr, y_tr = P.stack_runs(P.sample_Dvc, gens, m=m_v, n=n_v)
+    idx_te, y_te = P.stack_runs(P.sample_Dvc, gens, m=cfg["m_test"], n=n_v)
+    res = PE.train_nw_sgd(idx_tr, y_tr, k=k_v, d=2 * n_v, sigma_g=cfg["sigma_g"], lr=cfg["lr"],
+                          batch_size=cfg["batch"], max_epochs=cfg["epochs"], gens=gens)
+    W = res.params["W"]
+    with torch.no_grad():
+        sgd_train = error_rate(maxpool.forward_fixed(W, idx=idx_tr), y_tr)
+        sgd_test = error_rate(maxpool.forward_fixed(W, idx=idx_te), y_te)
+    q = vc.psi_quantities(W, P.one_hot_patterns(2 * n_v))
+    cstar = TP.c_star(W, TP.pattern_statistics(idx_tr, y_tr, 2 * n_v), m_v, b=2.0)
+    _, eq9_worst = TP.eq9_holds(W, 2 * n_v)
+    N = 2 ** (n_v - 1)
+    out = {k_: [] for k_ in ("sh_train", "sh_test", "best_config_only", "seen_frac")}
+    for r in range(R_v):
+        W_sh, _ = vc.fit_by_shattering(idx_tr[r], y_tr[r], n_v)
+        out["sh_train"].append(float(error_rate(maxpool.forward_fixed(W_sh[None], idx=idx_tr[r:r + 1])[0], y_tr[r])))
+        out["sh_test"].append(float(error_rate(maxpool.forward_fixed(W_sh[None], idx=idx_te[r:r + 1])[0], y_te[r])))
+        I_tr = vc.config_index(idx_tr[r], n_v)
+        npos = torch.zeros(N, dtype=torch.float64).index_add_(0, I_tr, (y_tr[r] > 0).double())
+        nneg = torch.zeros(N, dtype=torch.float64).index_add_(0, I_tr, (y_tr[r] < 0).double())
+        out["best_config_only"].append(float(torch.minimum(npos, nneg).sum()) / m_v)
+        out["seen_frac"].append(float(torch.isin(vc.config_index(idx_te[r], n_v), I_tr).double().mean()))
+    out.update({"sgd_train": sgd_train.tolist(), "sgd_test": sgd_test.tolist(), "cstar": cstar.tolist(),
+                "eq9_worst": eq9_worst.tolist(), "Mw_plus_1": q["Mw_plus_1"].tolist(),
+                "Mu_minus_2": q["Mu_minus_2"].tolist(), "epochs": [int(e) for e in res.epochs.tolist()]})
+    return out
+
+
+def dvc_claims(r: dict, claims) -> None:
+    """The chapter's claims ``maxpool.dvc_sgd_generalizes`` and ``maxpool.dvc_sgd_cstar`` from the per-run
+    values of :func:`dvc_sgd_vs_shattering` (runs independent: means with standard errors over runs).  Used by
+    the chapter (book scale) and by the sweep's claims (paper scale)."""
+    from cnnbias.claims import fmt_se
+
+    sgd_test, sh_test = np.asarray(r["sgd_test"]), np.asarray(r["sh_test"])
+    ms, ss = mean_se(sgd_test)
+    ms2, ss2 = mean_se(sh_test)
+    sgd_train_max = float(np.max(r["sgd_train"]))
+    fits = bool(np.allclose(r["sh_train"], r["best_config_only"], rtol=0, atol=1e-12))
+    claims.check(
+        "maxpool.dvc_sgd_generalizes",
+        "D_vc: SGD train error 0 and mean test error <= 0.05; shattering net fits every fittable "
+        "configuration, test error >= 0.4 (means over independent runs)",
+        sgd_train_max == 0 and float(ms) <= 0.05 and fits and float(ms2) >= 0.4,
+        measured=f"SGD test {fmt_se(ms, ss)}, shattering test {fmt_se(ms2, ss2)}, SGD train {sgd_train_max:.4f}",
+        paper="SGD: good generalization; shattering nets: arbitrarily high test error (Remark E.1)",
+        tolerance="SGD <= 0.05, shattering >= 0.4",
+        value={"sgd_test": float(ms), "shattering_test": float(ms2), "sgd_train_max": sgd_train_max},
+    )
+    cstar = np.asarray(r["cstar"])
+    claims.check(
+        "maxpool.dvc_sgd_cstar",
+        "D_vc: the SGD networks satisfy PSI with b = 2 and c < 1, i.e. c* of Eq. 10 < 1 in every run "
+        "(PSI paper Sec. 7: 'across all experiments, the value of c* is less than 1')",
+        bool((cstar < 1).all()),
+        measured=f"max c* over {len(cstar)} runs {float(cstar.max()):.3f}",
+        paper="c* < 1 in all experiments (Fig. 1a, D_vc; Remark E.1: SGD satisfies PSI)",
+        tolerance="every run c* < 1",
+        value={"max_cstar": float(cstar.max())},
+    )
+
+
+def vc_dvc_cell(cfg: dict, device: torch.device, dtype: torch.dtype) -> dict:
+    """The sweep cell ``maxpool.vc_dvc``: :func:`dvc_sgd_vs_shattering` (CPU, float64: it trains on
+    ``config.device()``, so the process must run with ``CNNBIAS_DEVICE=cpu``)."""
+    if config.device().type != "cpu" or torch.device(device).type != "cpu":
+        raise ValueError("maxpool.vc_dvc cells run on the CPU in float64: set CNNBIAS_DEVICE=cpu")
+    return dvc_sgd_vs_shattering(cfg)
+
+
+from cnnbias.sweeps.spec import ClaimSpec as _ClaimSpec  # noqa: E402  (the sweep declarations end the module)
+from cnnbias.sweeps.spec import Sweep as _Sweep  # noqa: E402
+from cnnbias.sweeps.spec import register as _register  # noqa: E402
+from cnnbias.sweeps.spec import register_claim as _register_claim  # noqa: E402
+
+SWEEP_VC_DVC = _register(_Sweep(
+    "maxpool.vc_dvc", vc_dvc_cell, cells={s: [c] for s, c in VC_CONFIGS.items()},
+    code=("cnnbias.config", "cnnbias.stats", "cnnbias.data.patterns", "cnnbias.engine", "cnnbias.models.init",
+          "cnnbias.models.maxpool", "cnnbias.theory.vc", "cnnbias.theory.psi", "cnnbias.experiments.psi"),
+    description="VC chapter (PSI Remark E.1): D_vc, SGD on N_W against the shattering networks; c* per run",
+    label=lambda c: f"n={c['n_sgd']}/k={c['k']}/m={c['m']}",
+    cpu_only=True,
+))
+
+
+def _claim_vc_dvc(cells, claims) -> None:
+    dvc_claims(cells[0][1], claims)
+
+
+_register_claim(_ClaimSpec("maxpool.dvc_sgd_generalizes", "maxpool.vc_dvc", _claim_vc_dvc))
+_register_claim(_ClaimSpec("maxpool.dvc_sgd_cstar", "maxpool.vc_dvc", _claim_vc_dvc))
