@@ -130,3 +130,10 @@ def test_dvc_sweep_cell_and_claims():
     lw.dvc_claims(r, claims)
     assert [c.id for c in claims] == ["maxpool.dvc_sgd_generalizes", "maxpool.dvc_sgd_cstar"]
     assert claims.as_records()[1]["values"]["max_cstar"] >= 0
+
+
+def test_sample_complexity_chunks_change_nothing():
+    kw = dict(d=3, n=3, sizes=[4, 8], reps=3, T1=3, eps=0.05)
+    a = lw.sample_complexity("test_sc_chunk", {}, **kw)
+    b = lw.sample_complexity("test_sc_chunk", {}, chunk_numbers=1.0, **kw)  # one repetition per chunk
+    assert (a["err"] == b["err"]).all() and (a["m_star"] == b["m_star"]).all()

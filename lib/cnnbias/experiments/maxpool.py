@@ -674,7 +674,7 @@ def max_margin_readout(Z: torch.Tensor, y: torch.Tensor, mask: torch.Tensor, tol
 
 
 def sample_complexity(name: str, cfg: dict, *, d: int, n: int, sizes: Sequence[int], reps: int, T1: int,
-                      eps: float) -> dict[str, np.ndarray]:
+                      eps: float, chunk_numbers: float = 2e7) -> dict[str, np.ndarray]:
     """The smallest training-set size from which ``LW_CNN`` reaches test error ``<= eps`` (Theorem 5.1 (2)).
 
     Repetition ``rep`` draws ONE pool of ``max(sizes)`` points of ``D`` (``l = d`` one-hot patterns, ``n``
@@ -684,7 +684,8 @@ def sample_complexity(name: str, cfg: dict, *, d: int, n: int, sizes: Sequence[i
     readout of ``z(S2)`` (:func:`max_margin_readout`) and computes its test error exactly
     (:func:`exact_error`).  ``m*_rep`` is the smallest ``m`` of ``sizes`` such that the error is ``<= eps``
     at ``m`` and at every larger size; ``inf`` if it is above ``eps`` at the largest size (censored).
-    Repetitions are independent (own pool, own initialization).  Returns ``{"err" [reps, S],
+    Repetitions are independent (own pool, own initialization); they train in chunks whose features ``z``
+    hold at most about ``chunk_numbers`` numbers (the chunking changes no result).  Returns ``{"err" [reps, S],
     "m_star" [reps], "separable" [reps, S]}``."""
     V.integer("d", d, 3)
     V.integer("n", n, 2)
@@ -702,21 +703,31 @@ def sample_complexity(name: str, cfg: dict, *, d: int, n: int, sizes: Sequence[i
     inits = config.generators(name + "_init", key, reps)
     draws = [P.sample_D(max(sizes), n, d, g) for g in pools]
     S = len(sizes)
-    idx = torch.stack([draws[r][0] for r in range(reps) for _ in range(S)])
-    y = torch.stack([draws[r][1] for r in range(reps) for _ in range(S)])
-    gens = []
-    for g in inits:
-        for _ in range(S):
-            c = torch.Generator()
-            c.set_state(g.get_state())
-            gens.append(c)
-    res = lw_cnn(idx, y, k=hp["k"], d=d, T1=T1, T2=1, eta1=hp["eta1"], eta2=hp["eta2"], r=hp["r"], gens=gens,
-                 sizes=sizes * reps, record_W=False, record_loss_every=1)
-    Z = maxpool.responses(res.W, idx=idx)
-    v, sep = max_margin_readout(Z, y, res.mask2)
-    err = torch.full((len(gens),), 0.5, dtype=torch.float64)
-    if bool(sep.any()):
-        err[sep] = exact_error(res.W[sep], v[sep], n, d)
+    # repetitions in chunks whose features z stay under ~2e7 numbers (runs are independent: the chunking
+    # changes no result, :mod:`cnnbias.engine` trains a run identically alone or batched)
+    V.positive("chunk_numbers", chunk_numbers)
+    chunk = max(1, int(chunk_numbers // (S * max(sizes) * hp["k"])))
+    errs, seps = [], []
+    for c0 in range(0, reps, chunk):
+        rs = range(c0, min(reps, c0 + chunk))
+        idx = torch.stack([draws[r][0] for r in rs for _ in range(S)])
+        y = torch.stack([draws[r][1] for r in rs for _ in range(S)])
+        gens = []
+        for r in rs:
+            for _ in range(S):
+                c = torch.Generator()
+                c.set_state(inits[r].get_state())
+                gens.append(c)
+        res = lw_cnn(idx, y, k=hp["k"], d=d, T1=T1, T2=1, eta1=hp["eta1"], eta2=hp["eta2"], r=hp["r"],
+                     gens=gens, sizes=sizes * len(rs), record_W=False, record_loss_every=1)
+        Z = maxpool.responses(res.W, idx=idx)
+        v, sep = max_margin_readout(Z, y, res.mask2)
+        err = torch.full((len(gens),), 0.5, dtype=torch.float64)
+        if bool(sep.any()):
+            err[sep] = exact_error(res.W[sep], v[sep], n, d)
+        errs.append(err)
+        seps.append(sep)
+    err, sep = torch.cat(errs), torch.cat(seps)
     err = err.reshape(reps, S).numpy()
     ok = err <= eps
     m_star = np.full(reps, np.inf)
