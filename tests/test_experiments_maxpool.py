@@ -137,3 +137,23 @@ def test_sample_complexity_chunks_change_nothing():
     a = lw.sample_complexity("test_sc_chunk", {}, **kw)
     b = lw.sample_complexity("test_sc_chunk", {}, chunk_numbers=1.0, **kw)  # one repetition per chunk
     assert (a["err"] == b["err"]).all() and (a["m_star"] == b["m_star"]).all()
+
+
+def test_sc_cells_families_and_claims():
+    """The sweep cells of maxpool.lw_sc cover both families once; the slope of exact data is recovered."""
+    from cnnbias.claims import Claims
+
+    cells = lw.sc_cells("book")
+    pairs = [(c["d"], c["n"]) for c in cells]
+    assert len(pairs) == len(set(pairs)) and (4, 3) in pairs
+    s = lw.SC_SCALES["book"]
+    assert {d for d, n in pairs if n == s["n0"]} == set(s["ds"])
+    assert {n for d, n in pairs if d == s["d_n"]} == set(s["ns"])
+    # synthetic results: m* = 2 d exactly in the d-family (slope 1), m* = 8 in the n-family (slope 0)
+    fake = [(c, {"m_star": [2.0 * c["d"] if c["n"] == c["n0"] and c["d"] != c["d_n"] else 8.0] * 5})
+            for c in cells]
+    b_n, se_n, _ = lw.sc_slope(fake, "n")
+    assert abs(b_n) < 1e-12 and se_n < 1e-12
+    claims = Claims("maxpool")
+    lw.sc_claims(fake, claims)
+    assert [c.status for c in claims] == ["FAIL", "PASS"]  # slope 1 is not < 1; slope 0 is independent of n

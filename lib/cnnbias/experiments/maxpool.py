@@ -88,6 +88,11 @@ __all__ = ["compare_models", "conv_forward", "conv_init", "svm_fit_predict", "tr
     "dvc_claims",
     "dvc_sgd_vs_shattering",
     "vc_dvc_cell",
+    "SC_SCALES",
+    "sc_cell",
+    "sc_cells",
+    "sc_claims",
+    "sc_slope",
     "representation",
     "sphere_init",
     "split",
@@ -864,3 +869,108 @@ def _claim_vc_dvc(cells, claims) -> None:
 
 _register_claim(_ClaimSpec("maxpool.dvc_sgd_generalizes", "maxpool.vc_dvc", _claim_vc_dvc))
 _register_claim(_ClaimSpec("maxpool.dvc_sgd_cstar", "maxpool.vc_dvc", _claim_vc_dvc))
+
+
+# ----------------------------------------------------------------------------------------------------
+# Sweep behind the sample-complexity claims of Theorem 5.1 (2) (``python -m cnnbias sweep maxpool.lw_sc``)
+# ----------------------------------------------------------------------------------------------------
+
+#: Per scale: the d-family (``ds`` at ``n = n0``), the n-family (``ns`` at ``d = d_n``), the size grid,
+#: repetitions per (d, n), T1 and the error level eps of :func:`sample_complexity`.
+SC_SCALES = {
+    "smoke": {"ds": [3, 4], "n0": 3, "ns": [3, 6], "d_n": 3, "sizes": [4, 8, 16], "reps": 4, "T1": 5,
+              "eps": 0.05},
+    "book": {"ds": [3, 4, 5, 6], "n0": 3, "ns": [3, 6, 12], "d_n": 4, "sizes": [4, 6, 8, 12, 16, 24, 32],
+             "reps": 20, "T1": 10, "eps": 0.05},
+    "paper": {"ds": [3, 4, 5, 6, 7, 8], "n0": 3, "ns": [3, 6, 12, 24], "d_n": 4,
+              "sizes": [4, 6, 8, 12, 16, 24, 32, 48, 64], "reps": 50, "T1": 20, "eps": 0.05},
+}
+
+
+def sc_cells(scale: str) -> list[dict]:
+    """One cell per (d, n) of the scale's two families (the shared (d_n, n0) once)."""
+    V.choice("scale", scale, tuple(SC_SCALES))
+    s = SC_SCALES[scale]
+    pairs = [(d_, s["n0"]) for d_ in s["ds"]]
+    pairs += [(s["d_n"], n_) for n_ in s["ns"] if (s["d_n"], n_) not in pairs]
+    common = {k: s[k] for k in ("n0", "d_n", "sizes", "reps", "T1", "eps")}
+    return [dict(common, d=d_, n=n_) for d_, n_ in pairs]
+
+
+def sc_cell(cfg: dict, device: torch.device, dtype: torch.dtype) -> dict:
+    """One (d, n) of :func:`sample_complexity` (seeds from the cell's config; CPU, float64).  ``m_star`` of a
+    censored repetition is stored as ``2 * max(sizes)`` and counted in ``censored``."""
+    if config.device().type != "cpu" or torch.device(device).type != "cpu":
+        raise ValueError("maxpool.lw_sc cells run on the CPU in float64: set CNNBIAS_DEVICE=cpu")
+    o = sample_complexity("maxpool.lw_sc", cfg, d=cfg["d"], n=cfg["n"], sizes=cfg["sizes"], reps=cfg["reps"],
+                          T1=cfg["T1"], eps=cfg["eps"])
+    cap = 2 * max(cfg["sizes"])
+    return {"err": o["err"].tolist(), "m_star": [float(v) if math.isfinite(v) else float(cap) for v in o["m_star"]],
+            "censored": int((~np.isfinite(o["m_star"])).sum()), "non_separable": int((~o["separable"]).sum()),
+            "k": int(o["k"])}
+
+
+def sc_slope(cells, family: str) -> tuple[float, float, list]:
+    """OLS slope of ``log m*`` on ``log d`` (``family="d"``: cells with ``n = n0``) or on ``log n``
+    (``family="n"``: cells with ``d = d_n``) over all repetitions (independent), its standard error, and the
+    family's cells in order."""
+    V.choice("family", family, ("d", "n"))
+    if family == "d":
+        fam = sorted([(c, r) for c, r in cells if c["n"] == c["n0"]], key=lambda cr: cr[0]["d"])
+    else:
+        fam = sorted([(c, r) for c, r in cells if c["d"] == c["d_n"]], key=lambda cr: cr[0]["n"])
+    if len(fam) < 2:
+        raise ValueError(f"the {family}-family needs at least 2 cells, got {len(fam)}")
+    x = np.concatenate([np.full(len(r["m_star"]), math.log(c[family])) for c, r in fam])
+    ys = np.concatenate([np.log(np.asarray(r["m_star"], dtype=float)) for _, r in fam])
+    X = np.stack([np.ones_like(x), x], 1)
+    coef = np.linalg.lstsq(X, ys, rcond=None)[0]
+    resid = ys - X @ coef
+    s2 = float(resid @ resid) / (len(ys) - 2)
+    return float(coef[1]), math.sqrt(s2 * float(np.linalg.inv(X.T @ X)[1, 1])), fam
+
+
+def sc_claims(cells, claims) -> None:
+    """The claims ``maxpool.thm51_sample_complexity_d`` and ``_n`` (used by the chapter at book scale and by
+    the sweep's claims at paper scale)."""
+    from cnnbias.claims import fmt_se
+
+    beta_d, se_d, fam_d = sc_slope(cells, "d")
+    beta_n, se_n, fam_n = sc_slope(cells, "n")
+    eps = fam_d[0][0]["eps"]
+    ds = [c["d"] for c, _ in fam_d]
+    ns = [c["n"] for c, _ in fam_n]
+    claims.check(
+        "maxpool.thm51_sample_complexity_d",
+        f"LW_CNN under Thm. 5.1's conditions: the m needed for test error <= {eps} grows at most "
+        "linearly in d: slope of log m* on log d (OLS over independent repetitions) + 2 SE < 1",
+        beta_d + 2 * se_d < 1,
+        measured=f"slope {fmt_se(beta_d, se_d)} (d = {ds})",
+        paper="'the sample complexity is linear in d' (Thm. 5.1 (2), Sec. 5)",
+        tolerance="slope + 2 SE < 1",
+        value={"slope": beta_d},
+        se=se_d,
+    )
+    claims.check(
+        "maxpool.thm51_sample_complexity_n",
+        f"the m needed for test error <= {eps} does not depend on n: |slope of log m* on log n| + 2 SE "
+        "<= 0.5 at fixed d (the FC / SVM margin bound 2n^2 of Prop. 6.1 has slope 2)",
+        abs(beta_n) + 2 * se_n <= 0.5,
+        measured=f"slope {fmt_se(beta_n, se_n)} (n = {ns}, d = {fam_n[0][0]['d']})",
+        paper="O(sqrt(d/m)) test error, no n (Thm. 5.1 (2))",
+        tolerance="|slope| + 2 SE <= 0.5",
+        value={"slope": beta_n},
+        se=se_n,
+    )
+
+
+SWEEP_LW_SC = _register(_Sweep(
+    "maxpool.lw_sc", sc_cell, cells={s: sc_cells(s) for s in SC_SCALES},
+    code=("cnnbias.config", "cnnbias.stats", "cnnbias.data.patterns", "cnnbias.engine", "cnnbias.models.init",
+          "cnnbias.models.maxpool", "cnnbias.theory.min_norm"),
+    description="Thm. 5.1 (2): LW_CNN's sample complexity m* (exact test error <= eps) against d and n",
+    label=lambda c: f"d={c['d']}/n={c['n']}",
+    cpu_only=True,
+))
+_register_claim(_ClaimSpec("maxpool.thm51_sample_complexity_d", "maxpool.lw_sc", sc_claims))
+_register_claim(_ClaimSpec("maxpool.thm51_sample_complexity_n", "maxpool.lw_sc", sc_claims))
