@@ -38,7 +38,7 @@ EXPERIMENT = "theory3.flat_minima"
 
 _NOISE = {"n_train": 1000, "hidden": 32, "gd_steps": 300, "gd_lr": 1.0, "coords": 64,
           "batches": [1, 2, 4, 8, 16, 32, 64, 128], "draws": 8000, "batch_gauss": 128}
-_SGDL = {"n_train": 600, "hidden": 16, "lr": 0.5, "batch": 8, "steps": 1500, "record_every": 100, "seeds": 6}
+_SGDL = {"n_train": 600, "hidden": 16, "lr": 0.5, "batch": 8, "steps": 1500, "record_every": 100, "seeds": 24}
 _WELLS = {"dims": [1, 2, 3], "T": 0.3, "steps_eta": [0.1, 1.0], "chains": 1000, "n_steps": 3000,
           "burn_in": 1500, "every": 50}
 _WEDGE = {"dims": [2, 3, 4], "T": 0.25, "eta": 0.1, "chains": 1000, "n_steps": 3000, "burn_in": 1500,
