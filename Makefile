@@ -44,12 +44,13 @@ STORED_CONFIG := _build/_config_stored.yml
 TIMEOUT ?= 1800
 NB ?=
 
-.PHONY: help setup book html-stored execute test test-lib test-nbval test-html clean
+.PHONY: help setup book html-stored execute chapter-runs test test-lib test-nbval test-html clean
 
 help:
 	@echo "make book     set up, execute (cache) and build the HTML book into _build/html"
 	@echo "make test     set up, library tests, nbval, HTML build with stored outputs, browser test"
 	@echo "make execute  re-execute notebooks in place (NB=book/part1/x.ipynb for one, then the claims summary), record times"
+	@echo "make chapter-runs  run the CPU-feasible chapters whole at paper scale (records in results/chapters)"
 	@echo "make setup    create .venv, install torch pin, the package, extras and offline MathJax"
 	@echo "make clean    remove _build"
 
@@ -87,6 +88,12 @@ book: setup
 
 execute: setup
 	@$(BOOK_ENV) $(PY) -m booktools execute --jobs $(JOBS) --timeout $(TIMEOUT) $(NB)
+
+# Chapters that fit on a CPU at the papers' scale, run whole; their records go to results/chapters/
+PAPER_CHAPTERS ?= book/part1/theorem4_perron_frobenius.ipynb book/part1/limit_directions.ipynb
+chapter-runs: setup
+	@$(BOOK_ENV) $(PY) -m booktools chapter-run --scale paper $(PAPER_CHAPTERS)
+	@$(PY) -m booktools costs
 
 html-stored: setup
 	@mkdir -p _build

@@ -141,3 +141,11 @@ def test_paper_cost_table_is_current():
 
     assert (ROOT / COSTS_PATH).read_text(encoding="utf-8") == costs_csv(ROOT), (
         f"{COSTS_PATH} is out of date: run `python -m booktools costs` and commit it")
+
+
+def test_chapter_runs_are_current():
+    """Whole-chapter runs at paper scale (results/chapters) match the chapters' code and the library;
+    after a change rerun `python -m booktools chapter-run <chapter> --scale paper` and commit."""
+    from booktools.chapter_runs import stale_runs
+
+    assert not stale_runs(ROOT), f"stale chapter runs: {stale_runs(ROOT)}"

@@ -280,3 +280,34 @@ def test_cost_rows_from_store_provenance_and_benchmark(tiny_book: Path) -> None:
     (folder / "0.json").write_text(json.dumps({"result": {}}))
     with pytest.raises(ValueError, match="0.json.*wall_s"):
         cost_rows(tiny_book)
+
+
+def test_chapter_run_stores_records_and_goes_stale(tiny_book: Path) -> None:
+    pytest.importorskip("nbclient")
+    from booktools.chapter_runs import chapter_runs, run_chapter, stale_runs
+    from booktools.costs import cost_rows
+
+    src = ("import os\nfrom cnnbias.claims import Claims\n"
+           "c = Claims('ch', scale=os.environ.get('CNNBIAS_SCALE', 'book'))\n"
+           "c.at_least('ch.runs', 'runs at this scale', {'smoke': 2.0, 'book': 3.0, 'paper': 5.0}[c.scale], 1.0)\n"
+           "c.report()")
+    nb = _nb([_md("# First chapter"), _code([], src)])
+    nb["metadata"]["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    p = tiny_book / "book" / "a" / "first.ipynb"
+    p.write_text(json.dumps(nb))
+    (tiny_book / "lib" / "cnnbias").mkdir(parents=True)
+    (tiny_book / "lib" / "cnnbias" / "m.py").write_text("x = 1\n")
+    bx.execute_notebooks([Path("book/a/first.ipynb")], tiny_book, timings=None, log=lambda s: None)
+    path = run_chapter(Path("book/a/first.ipynb"), "paper", tiny_book)
+    assert path == tiny_book / "results" / "chapters" / "first.paper.json"
+    [(data, recs, current)] = chapter_runs(tiny_book)
+    assert current and [(r.id, r.scale, r.values["value"]) for r in recs] == [("ch.runs", "paper", 5.0)]
+    claims = book.book_claims(tiny_book)[Path("book/a/first.ipynb")]
+    assert sorted(r.scale for r in claims) == ["book", "paper"]  # the chapter's own + the stored run
+    assert any(r["paper scale"] == "run (whole chapter)" for r in cost_rows(tiny_book))
+    (tiny_book / "lib" / "cnnbias" / "m.py").write_text("x = 2\n")  # a library change: the run is stale
+    assert stale_runs(tiny_book) == ["book/a/first.ipynb [paper]"]
+    assert [r.scale for r in book.book_claims(tiny_book)[Path("book/a/first.ipynb")]] == ["book"]
+    path.write_text("{}")
+    with pytest.raises(ValueError, match="first.paper.json"):
+        chapter_runs(tiny_book)

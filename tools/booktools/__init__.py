@@ -7,6 +7,9 @@ stored outputs.  Command line: ``python -m booktools --help``.
 - :mod:`booktools.claims`   the claims records of every chapter, read from the stored outputs
 - :mod:`booktools.execute`  execute notebooks in place (in parallel), atomically, with per-notebook times
 - :mod:`booktools.lint`     source checks (directive fences)
+- :mod:`booktools.reproduce` one claim recomputed by executing a copy of its chapter at a scale
+- :mod:`booktools.chapter_runs` whole chapters run at another scale, their records in ``results/chapters``
+- :mod:`booktools.costs`    the appendix's paper-scale cost table (results store, chapter runs, benchmark)
 """
 
 from booktools.claims import (

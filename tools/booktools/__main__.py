@@ -7,6 +7,7 @@
     python -m booktools fix-fences FILE ...        # ```{prf:..} titles with roles -> :::{prf:..}
     python -m booktools reproduce ID [--scale S]   # execute a copy of a claim's chapter, print its record
     python -m booktools costs                      # write book/appendix/paper_costs.csv (store + benchmark)
+    python -m booktools chapter-run NB [--scale S]  # run a chapter at a scale, store its claim records
 """
 
 from __future__ import annotations
@@ -47,8 +48,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     rp.add_argument("--dtype", choices=("float64", "float32"), default=None)
     rp.add_argument("--timeout", type=int, default=1800, help="seconds per cell (default 1800)")
     sub.add_parser("costs", help="write the appendix's paper-scale cost table from results/ and benchmarks/")
+    cr = sub.add_parser("chapter-run", help="execute copies of chapters at a scale; store their claim records")
+    cr.add_argument("notebooks", nargs="+", help="chapter notebooks")
+    cr.add_argument("--scale", choices=("smoke", "book", "paper"), default="paper")
+    cr.add_argument("--device", choices=("cpu", "cuda"), default=None)
     args = parser.parse_args(argv)
     root = repo_root()
+    if args.cmd == "chapter-run":
+        from booktools.chapter_runs import run_chapter
+
+        for nb in args.notebooks:
+            rel = Path(os.path.relpath(os.path.abspath(nb), root))
+            print(f"chapter-run: executing {rel.as_posix()} at scale {args.scale} ...", flush=True)
+            try:
+                path = run_chapter(rel, args.scale, root, device=args.device)
+            except ExecutionFailed as e:
+                print(f"chapter-run: FAILED: {e}", file=sys.stderr)
+                return 1
+            print(f"chapter-run: wrote {path.relative_to(root)}")
+        return 0
     if args.cmd == "costs":
         from booktools.costs import write_costs
 

@@ -106,11 +106,21 @@ def read_claims(path: str | os.PathLike, root: str | os.PathLike | None = None) 
     return list(found.values())
 
 
-def book_claims(root: str | os.PathLike | None = None) -> dict[Path, list[ClaimRecord]]:
+def book_claims(root: str | os.PathLike | None = None, runs: bool = True) -> dict[Path, list[ClaimRecord]]:
     """Claims of every chapter notebook in the toc (appendix excluded), keyed by notebook path relative
-    to the root, in toc order.  A chapter with no records maps to an empty list."""
+    to the root, in toc order.  A chapter with no records maps to an empty list.  With ``runs`` the
+    records of whole-chapter runs at other scales (:mod:`booktools.chapter_runs`, current ones only) are
+    added after the chapter's own records, for scales the chapter does not record itself."""
     root = repo_root() if root is None else Path(root)
-    return {p: read_claims(root / p, root) for p in chapter_notebooks(root)}
+    out = {p: read_claims(root / p, root) for p in chapter_notebooks(root)}
+    if runs:
+        from booktools.chapter_runs import chapter_runs
+
+        for data, recs, current in chapter_runs(root):
+            nb = Path(data["notebook"])
+            if current and nb in out and all(r.scale != data["scale"] for r in out[nb]):
+                out[nb] = out[nb] + recs
+    return out
 
 
 def claims_counts(claims: dict[Path, list[ClaimRecord]], scale: str = "book") -> dict[str, int]:

@@ -25,7 +25,8 @@ from booktools.claims import load_notebook, read_claims
 from booktools.execute import atomic_write_text
 from booktools.toc import chapter_notebooks
 
-__all__ = ["COSTS_PATH", "COST_FIELDS", "store_costs", "benchmark_costs", "cost_rows", "costs_csv", "write_costs"]
+__all__ = ["COSTS_PATH", "COST_FIELDS", "store_costs", "benchmark_costs", "chapter_run_costs", "cost_rows", "costs_csv",
+           "write_costs"]
 
 COSTS_PATH = Path("book") / "appendix" / "paper_costs.csv"
 BENCHMARK_PATH = Path("benchmarks") / "paper_cost.json"
@@ -120,9 +121,32 @@ def benchmark_costs(root: str | os.PathLike) -> list[dict[str, str]]:
     return rows
 
 
+def chapter_run_costs(root: str | os.PathLike) -> list[dict[str, str]]:
+    """One row per whole-chapter run stored by :mod:`booktools.chapter_runs` (measured wall time)."""
+    from booktools.chapter_runs import chapter_runs
+
+    rows = []
+    for data, recs, current in chapter_runs(root):
+        prov = data["provenance"]
+        rows.append({
+            "experiment": f"{Path(data['notebook']).stem} (whole chapter)",
+            "chapter": data["notebook"],
+            "paper scale": "run (whole chapter)" + ("" if current else "; stale: rerun"),
+            "cells": "1",
+            "CPU time": _duration(float(prov["wall_s"])),
+            "slowest cell": "-",
+            "device": f"{prov.get('device', '?')} {prov.get('threads', '?')} thread(s)",
+            "how": f"measured: chapter executed at scale {data['scale']} ({len(recs)} claims)",
+        })
+    return rows
+
+
 def cost_rows(root: str | os.PathLike) -> list[dict[str, str]]:
-    """Measured rows (results store) first, then estimated ones (benchmark)."""
-    return store_costs(root) + benchmark_costs(root)
+    """Measured rows (results store, whole-chapter runs) first, then estimated ones (benchmark) of
+    experiments that have neither."""
+    measured = store_costs(root) + chapter_run_costs(root)
+    done = {r["chapter"] for r in measured if "whole chapter" in r["paper scale"]}
+    return measured + [r for r in benchmark_costs(root) if r["chapter"] not in done]
 
 
 def costs_csv(root: str | os.PathLike) -> str:

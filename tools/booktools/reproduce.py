@@ -18,7 +18,7 @@ from pathlib import Path
 from booktools.claims import ClaimRecord, book_claims, read_claims
 from booktools.execute import execute_notebook
 
-__all__ = ["ChapterClaim", "chapter_of", "chapter_claim_ids", "reproduce_claim", "compare"]
+__all__ = ["ChapterClaim", "chapter_of", "chapter_claim_ids", "execute_copy", "reproduce_claim", "compare"]
 
 SCALES = ("smoke", "book", "paper")
 
@@ -65,25 +65,17 @@ def compare(new: ClaimRecord, old: ClaimRecord | None) -> str:
     return "differs from the stored record: " + ("; ".join(diff) or f"measured {old.measured!r} -> {new.measured!r}")
 
 
-def reproduce_claim(claim_id: str, scale: str, root: str | os.PathLike, device: str | None = None,
-                    dtype: str | None = None, timeout: int = 1800) -> ChapterClaim:
-    """Execute a copy of the chapter holding ``claim_id`` at ``scale`` and return its record.
-
-    The copy is written next to the chapter (its folder is the working directory of the kernel) under a
-    temporary name and removed afterwards.  Raises LookupError for an unknown id, ValueError for a bad
-    scale or device, :class:`~booktools.execute.ExecutionFailed` when a cell fails, and LookupError when
-    the executed chapter did not record the claim at that scale.
-    """
+def execute_copy(src: Path, scale: str, root: str | os.PathLike, device: str | None = None,
+                 dtype: str | None = None, timeout: int = 1800) -> tuple[list[ClaimRecord], float]:
+    """Execute a temporary copy of notebook ``src`` (in its folder) with ``CNNBIAS_SCALE=scale``; return
+    the claim records of the executed copy and the wall time.  The copy is removed; ``src`` is untouched."""
     if scale not in SCALES:
         raise ValueError(f"scale must be one of {', '.join(SCALES)}, got {scale!r}")
     if device not in (None, "cpu", "cuda"):
         raise ValueError(f"device must be 'cpu' or 'cuda', got {device!r}")
     if dtype not in (None, "float64", "float32"):
         raise ValueError(f"dtype must be 'float64' or 'float32', got {dtype!r}")
-    root = Path(root)
-    rel = chapter_of(claim_id, root)
-    src = root / rel
-    stored = next((r for r in read_claims(src, root) if r.id == claim_id and r.scale == scale), None)
+    src = Path(src)
     env = {"CNNBIAS_SCALE": scale, "CNNBIAS_PROGRESS": "0",
            # the python3 kernelspec runs `python`: make it this interpreter (e.g. the project's .venv)
            "PATH": os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", ""),
@@ -95,7 +87,7 @@ def reproduce_claim(claim_id: str, scale: str, root: str | os.PathLike, device: 
         os.environ.update(env)
         Path(tmp).write_bytes(src.read_bytes())
         seconds = execute_notebook(Path(tmp), timeout=timeout)
-        recs = [r for r in read_claims(tmp, root) if r.id == claim_id and r.scale == scale]
+        recs = read_claims(tmp, root)
     finally:
         for k, v in saved.items():
             if v is None:
@@ -103,10 +95,29 @@ def reproduce_claim(claim_id: str, scale: str, root: str | os.PathLike, device: 
             else:
                 os.environ[k] = v
         Path(tmp).unlink(missing_ok=True)
+    rel = Path(os.path.relpath(src, root)).as_posix()
+    return [ClaimRecord(rel, *[getattr(r, f) for f in ("id", "status", "statement", "values", "se", "tolerance",
+                                                      "paper", "paper_value", "measured", "scale")])
+            for r in recs], seconds
+
+
+def reproduce_claim(claim_id: str, scale: str, root: str | os.PathLike, device: str | None = None,
+                    dtype: str | None = None, timeout: int = 1800) -> ChapterClaim:
+    """Execute a copy of the chapter holding ``claim_id`` at ``scale`` and return its record.
+
+    The copy is written next to the chapter (its folder is the working directory of the kernel) under a
+    temporary name and removed afterwards.  Raises LookupError for an unknown id, ValueError for a bad
+    scale or device, :class:`~booktools.execute.ExecutionFailed` when a cell fails, and LookupError when
+    the executed chapter did not record the claim at that scale.
+    """
+    if scale not in SCALES:
+        raise ValueError(f"scale must be one of {', '.join(SCALES)}, got {scale!r}")
+    root = Path(root)
+    rel = chapter_of(claim_id, root)
+    src = root / rel
+    stored = next((r for r in read_claims(src, root) if r.id == claim_id and r.scale == scale), None)
+    recs, seconds = execute_copy(src, scale, root, device=device, dtype=dtype, timeout=timeout)
+    recs = [r for r in recs if r.id == claim_id and r.scale == scale]
     if not recs:
         raise LookupError(f"{rel} executed at scale {scale!r} did not record claim {claim_id!r}")
-    rec = recs[-1]
-    rec = ClaimRecord(rel.as_posix(), *[getattr(rec, f) for f in ("id", "status", "statement", "values", "se",
-                                                                   "tolerance", "paper", "paper_value",
-                                                                   "measured", "scale")])
-    return ChapterClaim(rec, stored, rel, seconds)
+    return ChapterClaim(recs[-1], stored, rel, seconds)
