@@ -12,6 +12,9 @@ Method (per component):
   evaluation); the estimate is ``fixed + slope * u_paper`` (times a multiplier where only some of
   identical-cost pieces were timed).  If noise makes the slope non-positive, ``t2 / u2`` is used.
 - ``full``: the component runs completely at paper scale (it fits in the slice budget).
+- ``cost model``: where one cut quantity does not fit (the PSI grid: 127 cells of different size;
+  the GD-vs-ridge path: ridge matches grow like log T_max, GD steps like T_max), the pieces are timed
+  separately and combined by the formula stated in the record's note.
 - ``notebook``: every code cell of the chapter is executed at ``CNNBIAS_SCALE=paper`` in a
   subprocess (with a time limit); the cell times are recorded; cells that did not finish are
   estimated by ``two-point`` components.
@@ -102,17 +105,19 @@ def _alarm(signum, frame):
     raise SliceTimeout()
 
 
-def timed(fn, *a, **kw) -> dict:
-    """Wall time of ``fn(*a, **kw)`` (stopped after SLICE_LIMIT_S), with the load average at start."""
+def timed(fn, *a, limit: float | None = None, **kw) -> dict:
+    """Wall time of ``fn(*a, **kw)`` (stopped after ``limit``, default SLICE_LIMIT_S), with the load
+    average at start."""
+    limit = limit or SLICE_LIMIT_S
     load = [round(x, 2) for x in os.getloadavg()]
     old = signal.signal(signal.SIGALRM, _alarm)
-    signal.setitimer(signal.ITIMER_REAL, SLICE_LIMIT_S)
+    signal.setitimer(signal.ITIMER_REAL, limit)
     t0 = time.perf_counter()
     err = None
     try:
         fn(*a, **kw)
     except SliceTimeout:
-        err = f"stopped after {SLICE_LIMIT_S:.0f} s"
+        err = f"stopped after {limit:.0f} s"
     except Exception as e:  # recorded, the script goes on
         err = f"{type(e).__name__}: {e}"[:300]
     finally:
@@ -122,10 +127,10 @@ def timed(fn, *a, **kw) -> dict:
 
 
 def two_point(name: str, run, u1, u2, u_paper, unit: str, multiplier: float = 1.0,
-              upper_bound: bool = False, note: str = "") -> dict:
+              upper_bound: bool = False, note: str = "", limit: float | None = None) -> dict:
     """Time ``run(u1)`` and ``run(u2)``; extrapolate linearly to ``u_paper`` (see module doc)."""
-    a = timed(run, u1)
-    b = timed(run, u2) if a["error"] is None else {"seconds": None, "loadavg": None, "error": "skipped"}
+    a = timed(run, u1, limit=limit)
+    b = timed(run, u2, limit=limit) if a["error"] is None else {"seconds": None, "loadavg": None, "error": "skipped"}
     repeats = 1
     if a["error"] is None and b["error"] is None and (a["seconds"] + b["seconds"] < 12
                                                       or a["seconds"] >= b["seconds"]):
@@ -312,30 +317,21 @@ def layerwise_gd():
 
 @experiment("vc_lower_bound", "book/part2/vc_lower_bound.ipynb")
 def vc_lower_bound():
-    from cnnbias.data import patterns as P
-    from cnnbias.experiments import psi as PE
+    from cnnbias.experiments import maxpool as MP
+    from cnnbias.models import maxpool
     from cnnbias.theory import vc
 
-    cfg = config.for_scale(notebook_configs("book/part2/vc_lower_bound.ipynb")["CONFIGS"], "vc_lower_bound")
-    n_v, k_v, m_v, R_v = cfg["n_sgd"], cfg["k"], cfg["m"], cfg["reps"]
-
-    def sgd(epochs):
-        gens = config.generators("vc_dvc_sgd", cfg, R_v)
-        idx_tr, y_tr = P.stack_runs(P.sample_Dvc, gens, m=m_v, n=n_v)
-        P.stack_runs(P.sample_Dvc, gens, m=cfg["m_test"], n=n_v)
-        PE.train_nw_sgd(idx_tr, y_tr, k=k_v, d=2 * n_v, sigma_g=cfg["sigma_g"], lr=cfg["lr"],
-                        batch_size=cfg["batch"], max_epochs=epochs, gens=gens)
+    cfg = config.for_scale(MP.VC_CONFIGS, "vc_lower_bound")  # the chapter's CONFIGS = MP.VC_CONFIGS
 
     def shattering():
         for n in cfg["ns"]:
-            vc.verify_shattering(n, forward=lambda W, idx: __import__(
-                "cnnbias.models.maxpool", fromlist=["x"]).forward_fixed(W, idx=idx))
+            vc.verify_shattering(n, forward=lambda W, idx: maxpool.forward_fixed(W, idx=idx))
 
-    comps = [two_point("SGD on N_W (all runs batched)", sgd, 200, 600, cfg["epochs"],
-                       "epochs (stops at hinge loss 1e-5)", upper_bound=True,
-                       note=f"batch {cfg['batch']} = m: full-batch GD"),
+    comps = [full("D_vc: SGD vs shattering (dvc_sgd_vs_shattering), all runs",
+                  lambda: MP.dvc_sgd_vs_shattering(cfg),
+                  note="SGD stops at hinge loss 1e-5 long before the 50000-epoch budget"),
              full("shattering check, all n", shattering)]
-    return cfg, comps, "two-point extrapolation in epochs (an upper bound: runs stop at loss 1e-5)"
+    return cfg, comps, "the whole computation runs at paper scale (timed fully)"
 
 
 # --- 3. Part II, PSI grid (App. E.3-E.5) ---------------------------------------------------------
@@ -371,7 +367,7 @@ def psi_grid():
     # per-epoch cost ~ (steps per epoch) x (work per step) = (m / B) x (R 2k B n) = R 2k m n for SGD
     # plus the full-loss evaluation every epoch (also ~ R 2k m n): timed on a cut m, scaled by m
     small = ("u", 10, 20, 1000, 5000)      # smallest (n, d, k) of the grid, B = 100: 50 steps/epoch
-    large = ("u", 40, 60, 10000, 1000)     # largest, B = 20: 50 steps/epoch
+    large = ("u", 40, 60, 10000, 400)      # largest, B = 20: 20 steps/epoch
     comps, rate = [], {}
     for tag, (dist, n, d, k, m_s), u2 in (("smallest", small, 3), ("largest", large, 2)):
         def run(epochs, dist=dist, n=n, d=d, k=k, m_s=m_s):
@@ -459,56 +455,33 @@ def psi_digits():
 
 @experiment("overparameterization_digits", "book/part3/overparameterization.ipynb")
 def overparam_digits():
-    from cnnbias.data.digits import load_digits
-    from cnnbias.experiments import xord as XE
-    from cnnbias.models import small_cnn as S
+    from cnnbias.experiments import xord_compression as XC
 
-    cfg = config.for_scale(notebook_configs("book/part3/overparameterization.ipynb")["CONFIGS"])
-    images, labels, source = load_digits()
-    images = images.double()
-    if source == "mnist":
-        pool = torch.arange(len(labels))
-    else:
-        perm = torch.randperm(len(labels), generator=torch.Generator().manual_seed(
-            config.run_seed("xord.digits.split", {}, 0)))
-        te_images, te_labels = images[perm[:797]], labels[perm[:797]]
-        pool = perm[797:]
-    if source == "mnist":
-        te_images, te_labels, _ = load_digits(split="test")
-        te_images = te_images.double()
-    H, Wd = images.shape[1:]
-    sizes = [n for n in cfg["digits_sizes"] if n <= len(pool)]
-    ratio = cfg["fc_epochs"] / cfg["cnn_epochs"]
+    cells = XC.compression_cells("paper")  # the chapter's paper-scale cells (bundled 8x8 digits)
+    c0 = cells[0]
+    ratio = c0["fc_epochs"] / c0["cnn_epochs"]
 
-    def body(cnn_epochs):  # the chapter's loop, epochs cut (FC epochs cut by the same factor)
-        fc_epochs = int(round(ratio * cnn_epochs))
-        for n in sizes:
-            Rd = cfg["R_digits"]
-            gens = config.generators("xord.digits", {"n": n}, Rd)
-            sel = torch.stack([pool[torch.randperm(len(pool), generator=g)[:n]] for g in gens])
-            xtr, ytr = images[sel].to("cpu", DT), labels[sel]
-            bs = cfg.get("cnn_batch")
-            seeds = [config.run_seed("xord.digits.shuffle", {"n": n}, r) for r in range(Rd)]
-            big = XE.train_cnn(S.to_device(S.init_params(120, H, Wd, gens), "cpu", DT), xtr, ytr, 0.01,
-                               cnn_epochs, batch_size=bs, shuffle_seeds=seeds)
-            small_net = XE.train_cnn(S.to_device(S.init_params(4, H, Wd, gens), "cpu", DT), xtr, ytr, 0.01,
-                                     cnn_epochs, batch_size=bs, shuffle_seeds=seeds)
-            centres = XE.cluster_filters(big.params, 4, seeds=[config.run_seed("xord.kmeans", {"n": n}, r)
-                                                               for r in range(Rd)])
-            cmp_net = XE.train_cnn(S.to_device(S.compressed_params(centres, H, Wd, gens), "cpu", DT), xtr,
-                                   ytr, 0.01, fc_epochs, trainable=("fc", "fcb"), batch_size=bs,
-                                   shuffle_seeds=seeds)
-            for net in (big, small_net, cmp_net):
-                S.test_error(net.params, te_images, te_labels)
+    def body(cnn_epochs):  # every cell, epochs cut (the FC-only epochs by the same factor)
+        for c in cells:
+            XC.compression_cell(dict(c, cnn_epochs=cnn_epochs, fc_epochs=int(round(ratio * cnn_epochs))),
+                                torch.device("cpu"), DT)
 
-    comps = [two_point(f"Fig. 3 compression, sizes {sizes} ({source})", body, 2, 4, cfg["cnn_epochs"],
-                       f"CNN epochs (FC-only epochs cut by the same factor, paper {cfg['fc_epochs']})",
-                       note=f"sizes above the {len(pool)}-image pool are skipped by the chapter: "
-                            f"{[n for n in cfg['digits_sizes'] if n > len(pool)]}")]
-    settings = {k: cfg[k] for k in ("digits_sizes", "R_digits", "cnn_epochs", "cnn_batch", "fc_epochs")}
-    settings["digits_source"] = source
-    return settings, comps, ("two-point extrapolation in epochs; the XORD Fig. 1/5 and OBD parts are the "
-                             "stored sweeps xord.fig1 / xord.obd (not timed here)")
+    comp = two_point(f"Fig. 3 compression cells, n = {[c['n'] for c in cells]}", body, 2, 4, c0["cnn_epochs"],
+                     f"CNN epochs (FC-only epochs cut by the same factor, paper {c0['fc_epochs']})")
+    stored = []
+    for f in sorted((ROOT / "results" / "xord.compression" / "paper").glob("*.json")):
+        d = json.loads(f.read_text())
+        if d["config"] in cells:
+            stored.append({"n": d["config"]["n"], "wall_s": d["provenance"].get("wall_s"),
+                           "date": d["provenance"].get("date"), "threads": d["provenance"].get("threads")})
+    comp["stored_paper_cells"] = stored
+    comp["note"] = ("the stored paper-scale cells of the sweep xord.compression (results/) were run fully; "
+                    f"their measured wall times sum to {sum(x['wall_s'] or 0 for x in stored):.0f} s")
+    settings = {k: c0[k] for k in ("R", "cnn_epochs", "batch", "fc_epochs", "digits")}
+    settings["sizes"] = [c["n"] for c in cells]
+    return settings, [comp], ("two-point extrapolation in epochs over the chapter's paper cells; the stored "
+                              "cells' measured wall times are given beside it. The XORD Fig. 1/5 and OBD "
+                              "parts are the stored sweeps xord.fig1 / xord.obd (not timed here)")
 
 
 # --- 6. Part I chapters: whole notebook at paper scale ------------------------------------------
@@ -708,8 +681,10 @@ def flat_minima():
     comps.append(two_point("gradient noise", lambda u: FM.gradient_noise(dict(cfg["noise"], draws=u)),
                            500, 1000, cfg["noise"]["draws"], "draws"))
     sg = cfg["sgdl"]
-    comps.append(two_point("SGD vs SGDL", lambda u: FM.sgd_vs_sgdl(dict(sg, steps=u)),
-                           sg["record_every"], 2 * sg["record_every"], sg["steps"], "steps"))
+    s_cut = 4  # seeds of the slice (cost linear in the seeds, batched)
+    comps.append(two_point("SGD vs SGDL", lambda u: FM.sgd_vs_sgdl(dict(sg, steps=u, seeds=s_cut)),
+                           sg["record_every"], 2 * sg["record_every"], sg["steps"],
+                           f"steps ({s_cut} of {sg['seeds']} seeds)", multiplier=sg["seeds"] / s_cut))
     for name, fn, key in (("Gaussian wells chains", FM.wells_chains, "wells"),
                           ("wedge chains", FM.wedge_chains, "wedge"), ("Fig. 10 wedge SGD", FM.wedge_sgd, "fig10")):
         comps.append(two_point(name, lambda u, fn=fn, key=key: fn(dict(cfg[key], chains=u)), 100, 200,
@@ -733,26 +708,31 @@ def random_labels():
     if data is not None:
         # the cost is linear in the runs of one batched program: one seed (triple) of each sweep,
         # x the paper's number of seeds; and linear in the epochs: 1 and 2 epochs
+        # width sweep, minima and poly train on n = 4000 examples: cut to n/NCUT as well (cost
+        # linear in the examples of a full-batch epoch; the test-set evaluation is then over-scaled)
+        ncut = 10
+
         def cut(e):
             c = dict(cfg, epochs=e)
             c["size_sweep"] = dict(cfg["size_sweep"], seeds=1)
-            c["width_sweep"] = dict(cfg["width_sweep"], seeds=1,
+            c["width_sweep"] = dict(cfg["width_sweep"], seeds=1, n=cfg["width_sweep"]["n"] // ncut,
                                     record_every=min(cfg["width_sweep"]["record_every"], e))
-            c["minima"] = dict(cfg["minima"], triples=1)
-            c["poly"] = dict(cfg["poly"], seeds=1)
+            c["minima"] = dict(cfg["minima"], triples=1, n=cfg["minima"]["n"] // ncut)
+            c["poly"] = dict(cfg["poly"], seeds=1, n=cfg["poly"]["n"] // ncut)
             return c
 
         ep = "epochs (1 seed / triple of the paper's)"
         comps.append(two_point("size sweep", lambda e: E.size_sweep(cut(e), data), 1, 2, cfg["epochs"], ep,
                                multiplier=cfg["size_sweep"]["seeds"]))
-        comps.append(two_point("width sweep", lambda e: E.width_sweep(cut(e), data), 1, 2, cfg["epochs"], ep,
-                               multiplier=cfg["width_sweep"]["seeds"]))
+        comps.append(two_point("width sweep", lambda e: E.width_sweep(cut(e), data), 1, 2, cfg["epochs"],
+                               ep + f", n/{ncut}", multiplier=cfg["width_sweep"]["seeds"] * ncut))
         comps.append(two_point("minima (flatness, interpolation, perturbation)",
-                               lambda e: E.minima(cut(e), data, torch.Generator().manual_seed(0)), 1, 2,
-                               cfg["epochs"], ep, multiplier=cfg["minima"]["triples"],
+                               lambda e: E.minima(cut(e), data, torch.Generator().manual_seed(0)), 1, 6,
+                               cfg["epochs"], ep + f", n/{ncut}", multiplier=cfg["minima"]["triples"] * ncut,
+                               limit=200,
                                note="measurements after training are in the fixed part"))
-        comps.append(two_point("poly vs relu", lambda e: E.poly_vs_relu(cut(e), data), 1, 2, cfg["epochs"], ep,
-                               multiplier=cfg["poly"]["seeds"]))
+        comps.append(two_point("poly vs relu", lambda e: E.poly_vs_relu(cut(e), data), 1, 2, cfg["epochs"],
+                               ep + f", n/{ncut}", multiplier=cfg["poly"]["seeds"] * ncut))
     return ({k: cfg[k] for k in ("dataset", "model", "num_samples", "epochs", "size_sweep", "width_sweep",
                                  "minima", "poly")}, comps,
             "two-point extrapolation in epochs per driver (the notebook's seed for minima differs)")
