@@ -59,7 +59,6 @@ OUT = ROOT / "benchmarks" / "paper_cost.json"
 SLICE_LIMIT_S = 90.0  # a slice running longer is stopped and recorded as a lower bound
 
 import torch  # noqa: E402  (after the environment is set)
-
 from cnnbias import config  # noqa: E402
 
 DT = torch.float64
@@ -384,7 +383,7 @@ def psi_grid():
         if c.get("per_unit_s"):
             rate[batch(k)] = (c["per_unit_s"] / c["work_per_epoch"], c["fixed_s"] / (2 * k * n))
     total_epoch, total_fixed, total_bound = 0.0, 0.0, 0.0
-    for (dist, n, d, k, m, Rc, epochs) in sorted(cells, key=str):
+    for (_dist, n, _d, k, m, Rc, epochs) in sorted(cells, key=str):
         r, fixed_rate = rate.get(batch(k), (float("nan"), 0.0))
         per_epoch = r * Rc * 2 * k * m * n
         fixed = fixed_rate * 2 * k * n * Rc / R
@@ -450,38 +449,7 @@ def psi_digits():
     return cfg, comps, "small m fully; m=1000 by two-point extrapolation in epochs (upper bound)"
 
 
-# --- 5. Part III, XORD compression on digits (Sec. 6.2, Fig. 3) ------------------------------------
-
-
-@experiment("overparameterization_digits", "book/part3/overparameterization.ipynb")
-def overparam_digits():
-    from cnnbias.experiments import xord_compression as XC
-
-    cells = XC.compression_cells("paper")  # the chapter's paper-scale cells (bundled 8x8 digits)
-    c0 = cells[0]
-    ratio = c0["fc_epochs"] / c0["cnn_epochs"]
-
-    def body(cnn_epochs):  # every cell, epochs cut (the FC-only epochs by the same factor)
-        for c in cells:
-            XC.compression_cell(dict(c, cnn_epochs=cnn_epochs, fc_epochs=int(round(ratio * cnn_epochs))),
-                                torch.device("cpu"), DT)
-
-    comp = two_point(f"Fig. 3 compression cells, n = {[c['n'] for c in cells]}", body, 2, 4, c0["cnn_epochs"],
-                     f"CNN epochs (FC-only epochs cut by the same factor, paper {c0['fc_epochs']})")
-    stored = []
-    for f in sorted((ROOT / "results" / "xord.compression" / "paper").glob("*.json")):
-        d = json.loads(f.read_text())
-        if d["config"] in cells:
-            stored.append({"n": d["config"]["n"], "wall_s": d["provenance"].get("wall_s"),
-                           "date": d["provenance"].get("date"), "threads": d["provenance"].get("threads")})
-    comp["stored_paper_cells"] = stored
-    comp["note"] = ("the stored paper-scale cells of the sweep xord.compression (results/) were run fully; "
-                    f"their measured wall times sum to {sum(x['wall_s'] or 0 for x in stored):.0f} s")
-    settings = {k: c0[k] for k in ("R", "cnn_epochs", "batch", "fc_epochs", "digits")}
-    settings["sizes"] = [c["n"] for c in cells]
-    return settings, [comp], ("two-point extrapolation in epochs over the chapter's paper cells; the stored "
-                              "cells' measured wall times are given beside it. The XORD Fig. 1/5 and OBD "
-                              "parts are the stored sweeps xord.fig1 / xord.obd (not timed here)")
+# --- 5. Part III, XORD compression: measured by the sweep xord.compression (results/), not estimated here
 
 
 # --- 6. Part I chapters: whole notebook at paper scale ------------------------------------------

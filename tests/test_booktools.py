@@ -305,6 +305,8 @@ def test_chapter_run_stores_records_and_goes_stale(tiny_book: Path) -> None:
     claims = book.book_claims(tiny_book)[Path("book/a/first.ipynb")]
     assert sorted(r.scale for r in claims) == ["book", "paper"]  # the chapter's own + the stored run
     assert any(r["paper scale"] == "run (whole chapter)" for r in cost_rows(tiny_book))
+    (tiny_book / "lib" / "cnnbias" / "m.py").write_text("# a comment\nx = 1  # another\n")
+    assert stale_runs(tiny_book) == []  # comments do not change the code
     (tiny_book / "lib" / "cnnbias" / "m.py").write_text("x = 2\n")  # a library change: the run is stale
     assert stale_runs(tiny_book) == ["book/a/first.ipynb [paper]"]
     assert [r.scale for r in book.book_claims(tiny_book)[Path("book/a/first.ipynb")]] == ["book"]

@@ -24,14 +24,6 @@ def test_gap_runs_batching_independent_and_fits():
     assert bool((z[a.mask > 0] >= 1 - 1e-12).all())
 
 
-def test_pooled_difference():
-    a = torch.tensor([[1.0, 3.0], [2.0, 4.0]], dtype=torch.float64)
-    b = torch.zeros(2, 2, dtype=torch.float64)
-    ma, mb, se = E.pooled_difference(a, b, [0, 1])
-    assert ma == 2.5 and mb == 0.0
-    assert abs(se - ((2.0 / 2 + 2.0 / 2) ** 0.5 / 2)) < 1e-12
-
-
 def test_xhinge_error_matches_gd():
     task = P.task_cls(16)
     idx, mask = E.training_sets(task, [6], 3, "t/x")

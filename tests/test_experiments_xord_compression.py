@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 import torch
-
 from cnnbias import sweeps
 from cnnbias.claims import Claims
 from cnnbias.experiments import xord_compression as XC

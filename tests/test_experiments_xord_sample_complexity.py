@@ -4,7 +4,6 @@ import math
 
 import pytest
 import torch
-
 from cnnbias.experiments import xord_sample_complexity as SC
 
 

@@ -112,3 +112,16 @@ def test_per_run_bound_equals_scalar_bound():
     assert torch.allclose(out[1], P.mlp_forward(p, X, "poly", bound=8.0)[1], atol=1e-13)
     with pytest.raises(ValueError, match="bound"):
         P.poly_relu(torch.zeros(2, 3), 10, torch.tensor([1.0, -1.0]))
+
+
+def test_allconv_per_run_bound_matches_scalar_bounds():
+    L, layers = 20, 3
+    p = P.allconv_init([3, 5], layers, L, 10, gens(2))
+    X = torch.randn(6, L, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    bounds = torch.tensor([2.0, 8.0], dtype=torch.float64)
+    out = P.allconv_forward(dict(p, bound=bounds), X, "poly")
+    for r in range(2):
+        one = P.allconv_forward(p, X, "poly", bound=float(bounds[r]))
+        assert torch.allclose(out[r], one[r], rtol=1e-10, atol=1e-10)
+    with pytest.raises(ValueError, match="R=2"):
+        P.allconv_forward(dict(p, bound=torch.ones(6, dtype=torch.float64)), X, "poly")

@@ -51,7 +51,6 @@ def test_holm_reject_step_down():
 
 def test_holm_reject_bad_input():
     import pytest
-
     from cnnbias.stats import holm_reject
 
     with pytest.raises(ValueError, match="p_values"):

@@ -177,10 +177,6 @@ CASES = [
     ("maxpool.split m=0", lambda: EM.split(0), r"\bm\b"),
     ("maxpool.representation idx >= d", lambda: EM.representation(WP, torch.full((2, 1, 2), 6)), "idx"),
     ("vc.config_index idx >= 2n", lambda: vc.config_index(torch.tensor([[0, 9, 2]]), 3), "idx"),
-    ("convlin.pooled_difference rows out of range",
-     lambda: EC.pooled_difference(torch.zeros(2, 3), torch.zeros(2, 3), [5]), "rows"),
-    ("convlin.pooled_difference R=1", lambda: EC.pooled_difference(torch.zeros(2, 1), torch.zeros(2, 1), [0]),
-     r"\bR\b"),
     ("two_point.data patterns >= d",
      lambda: TW.categories(torch.zeros(2, 4, 5, dtype=torch.float64), TWO), "W0"),
     # --- names outside the allowed choices -----------------------------------------------------------

@@ -4,10 +4,9 @@ import math
 
 import pytest
 import torch
-
 from cnnbias.data import xord as X
-from cnnbias.experiments import xord as XE
 from cnnbias.engine import StopRule, train
+from cnnbias.experiments import xord as XE
 from cnnbias.theory import xord as T
 from cnnbias.theory import xord_lemmas as L
 

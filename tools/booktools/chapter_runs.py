@@ -6,7 +6,8 @@ temporary copy of the chapter at that scale (the stored notebook is untouched) a
 records, with provenance, to ``results/chapters/<chapter stem>.<scale>.json`` (atomically).
 
 A record file is *current* only while its ``fingerprint`` matches: the sha256 of the chapter's code
-cells and of every source file of the ``cnnbias`` library (``lib/cnnbias/**/*.py``).  Any change of the
+cells and of every source file of the ``cnnbias`` library (``lib/cnnbias/**/*.py``, its tokens without
+comments).  Any change of the
 chapter's code or of the library makes it stale; the claims summary then leaves it out and names it, and
 a test of the book's sources fails until the chapter is rerun (minutes for the chapters that use this).
 """
@@ -15,10 +16,12 @@ from __future__ import annotations
 
 import datetime
 import hashlib
+import io
 import json
 import os
 import platform
 import subprocess
+import tokenize
 from pathlib import Path
 
 from booktools.claims import ClaimRecord, load_notebook
@@ -39,8 +42,19 @@ def fingerprint(notebook: str | os.PathLike, root: str | os.PathLike) -> str:
             h.update("".join(cell.get("source", [])).encode())
             h.update(b"\0")
     for f in sorted((root / "lib" / "cnnbias").rglob("*.py")):
-        h.update(f.relative_to(root).as_posix().encode() + b"\0" + f.read_bytes() + b"\0")
+        h.update(f.relative_to(root).as_posix().encode() + b"\0" + _code_tokens(f).encode() + b"\0")
     return h.hexdigest()[:16]
+
+
+def _code_tokens(path: Path) -> str:
+    """The Python tokens of a source file without comments and blank lines (a comment-only edit keeps
+    the fingerprint); a file that does not tokenize counts by its raw text."""
+    text = path.read_text(encoding="utf-8")
+    try:
+        toks = tokenize.generate_tokens(io.StringIO(text).readline)
+        return "\x1f".join(t.string for t in toks if t.type not in (tokenize.COMMENT, tokenize.NL))
+    except (tokenize.TokenError, SyntaxError):
+        return text
 
 
 def run_path(notebook: str | os.PathLike, scale: str, root: str | os.PathLike) -> Path:

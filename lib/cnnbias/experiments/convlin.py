@@ -136,28 +136,6 @@ def gap_runs(
     return out
 
 
-def pooled_difference(a: Tensor, b: Tensor, rows: Sequence[int]) -> tuple[float, float, float]:
-    """Mean over the chosen rows (sizes) of the per-size mean of a and b, and the SE of mean(a) - mean(b)
-    for INDEPENDENT a and b (per-size variances added).  Results of :func:`gap_runs` share training sets
-    between models: compare them with :func:`paired_difference`.
-
-    a, b: [len(ns), R] independent runs.  Returns (mean_a, mean_b, se_of_difference).
-    """
-    V.tensor("a", a, 2)
-    V.tensor("b", b, shape=tuple(a.shape))
-    if a.shape[1] < 2:
-        raise ValueError(f"a and b need R >= 2 runs per size for a standard error, got shape {tuple(a.shape)}")
-    rows = list(rows)
-    if not rows:
-        raise ValueError("rows must name at least one size (row of a and b)")
-    for r_ in rows:
-        V.integer("rows[i]", r_, 0, a.shape[0] - 1)
-    A, B = a[rows], b[rows]
-    R = A.shape[1]
-    var = (A.var(dim=1, unbiased=True) + B.var(dim=1, unbiased=True)) / R  # per size
-    return float(A.mean()), float(B.mean()), float(var.sum().sqrt() / len(rows))
-
-
 def paired_difference(a: Tensor, b: Tensor, rows: Sequence[int]) -> tuple[float, float, float]:
     """(mean a, mean b, SE of mean(a - b)) over the chosen rows (sizes) of [len(ns), R] results paired by
     training set (column r of a and b used the same training set, as the models of :func:`gap_runs` do; the

@@ -667,7 +667,7 @@ def max_margin_readout(Z: torch.Tensor, y: torch.Tensor, mask: torch.Tensor, tol
             al = nnls(A.T, b, maxiter=50 * m2)[0]
         else:  # rank-deficient constraints: the dual by L-BFGS-B
             Q = A @ A.T
-            al = minimize(lambda x: 0.5 * x @ Q @ x - x.sum(), np.ones(m2), jac=lambda x: Q @ x - 1.0,
+            al = minimize(lambda x: 0.5 * x @ Q @ x - x.sum(), np.ones(m2), jac=lambda x: Q @ x - 1.0,  # noqa: B023 (called at once, in this iteration)
                           bounds=[(0.0, None)] * m2, method="L-BFGS-B",
                           options={"ftol": tol, "gtol": tol, "maxiter": 10_000}).x
         v = A.T @ al

@@ -245,13 +245,23 @@ def allconv_forward(params: dict[str, Tensor], X: Tensor, activation: str = "rel
     else:
         raise ValueError(f"X must have shape [m, L] or [R={R}, m, L], got {tuple(X.shape)}")
     mk = mask.reshape(1, R * Cm, 1)
-    h = activate(h, activation, degree, bound) * mk
+    if isinstance(bound, Tensor):  # one interval per run: the runs are the channel groups of axis 1
+        if bound.dim() != 1 or bound.shape[0] != R or not bool((bound > 0).all()):
+            raise ValueError(f"a tensor bound must be positive with shape [R={R}], got {tuple(bound.shape)}")
+        bound = bound.to(h).repeat_interleave(Cm).reshape(1, R * Cm, 1)
+
+    def act(z: Tensor) -> Tensor:
+        if isinstance(bound, Tensor) and activation == "poly":  # poly_relu(z, B) = B poly_relu(z / B, 1)
+            return bound * poly_relu(z / bound, degree, 1.0)
+        return activate(z, activation, degree, bound)
+
+    h = act(h) * mk
     for i in range(1, layers - 1):
         K = params[f"K{i}"]
         if K.dim() != 4:
             raise ValueError(f"K{i} must have shape [R, C, C, 3], got {tuple(K.shape)}")
         h = F.conv1d(h, K.reshape(R * Cm, Cm, 3), stride=2, padding=1, groups=R)
-        h = activate(h, activation, degree, bound) * mk
+        h = act(h) * mk
     h = h.reshape(m, R, -1).transpose(0, 1)  # [R, m, Cm * L]
     if h.shape[2] != V.shape[2]:
         raise ValueError(f"input length gives {h.shape[2] // Cm} cells after the convolutions; V expects "

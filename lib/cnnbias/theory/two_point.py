@@ -202,6 +202,16 @@ def _pt_mask(data: TwoPointSet, R: int) -> Tensor:
     return m
 
 
+def _pt_masks(data: TwoPointSet, R: int) -> tuple[Tensor, Tensor, Tensor]:
+    """``(P_T, P_T minus {2}, P_T minus {1})`` as [R, d] boolean masks (patterns 1 and 2 are indices 0, 1)."""
+    PT = _pt_mask(data, R)
+    not2 = PT.clone()
+    not2[:, 1] = False
+    not1 = PT.clone()
+    not1[:, 0] = False
+    return PT, not2, not1
+
+
 def _argmax_over(D: Tensor, allowed: Tensor) -> tuple[Tensor, Tensor]:
     """argmax over allowed patterns [R, d] of D [R, k, d]; returns (arg, positive) with first-index ties."""
     Dm = torch.where(allowed[:, None, :], D, torch.full_like(D, -float("inf")))
@@ -214,11 +224,7 @@ def categories(W0: Tensor, data: TwoPointSet) -> Tensor:
     _check_W0_data(W0, data)
     R, C, _ = W0.shape
     k = C // 2
-    PT = _pt_mask(data, R)
-    not2 = PT.clone()
-    not2[:, 1] = False
-    not1 = PT.clone()
-    not1[:, 0] = False
+    PT, not2, not1 = _pt_masks(data, R)
     cat = torch.zeros(R, C, dtype=torch.long)
     # w filters
     Dw = W0[:, :k]
@@ -277,11 +283,7 @@ def lemma_f5_predict(W0: Tensor, data: TwoPointSet, c_eta: float, t: int) -> Ten
     R, C, d = W0.shape
     k = C // 2
     h = c_eta / (2 * k)
-    PT = _pt_mask(data, R)
-    not2 = PT.clone()
-    not2[:, 1] = False
-    not1 = PT.clone()
-    not1[:, 0] = False
+    PT, not2, not1 = _pt_masks(data, R)
     cat = categories(W0, data)
     Wt = W0.clone()
     Dw, Du = W0[:, :k], W0[:, k:]
@@ -341,11 +343,7 @@ def initial_set_sizes(W0: Tensor, data: TwoPointSet) -> dict[str, Tensor]:
     _check_W0_data(W0, data)
     R, C, d = W0.shape
     k = C // 2
-    PT = _pt_mask(data, R)
-    not2 = PT.clone()
-    not2[:, 1] = False
-    not1 = PT.clone()
-    not1[:, 0] = False
+    PT, not2, not1 = _pt_masks(data, R)
     spur = PT.clone()
     spur[:, :2] = False
     eye = torch.eye(d, dtype=torch.float64)
