@@ -19,6 +19,7 @@ import csv
 import io
 import json
 import os
+import re
 from pathlib import Path
 
 from booktools.claims import load_notebook, read_claims
@@ -45,18 +46,19 @@ def _duration(seconds: float) -> str:
 
 
 def _chapters_showing(root: Path, name: str, scale: str) -> str:
-    """The chapters that show sweep ``name``'s results: their code names it (``sweeps.load("xord.fig1",
-    ...)``) or they store claim records at ``scale`` with the sweep's prefix (``convlin.`` for
-    ``convlin.fig2``), which they can only have read from the store."""
+    """The chapters that show sweep ``name``'s results: those whose cells (code or text) name it, e.g.
+    ``sweeps.load("xord.fig1", ...)`` or "the sweep `maxpool.lw_sc`"; if none does, those that store claim
+    records at ``scale`` with the sweep's prefix (``convlin.`` for ``convlin.fig2``)."""
+    word = re.compile(re.escape(name) + r"(?![\w.])")
     prefix = name.split(".")[0] + "."
-    hits = []
+    named, shown = [], []
     for nb in chapter_notebooks(root):
         cells = load_notebook(root / nb).get("cells", [])
-        named = any(c.get("cell_type") == "code" and f'"{name}"' in "".join(c.get("source", [])) for c in cells)
-        shown = any(r.scale == scale and r.id.startswith(prefix) for r in read_claims(root / nb, root))
-        if named or shown:
-            hits.append(nb.as_posix())
-    return " ".join(hits) or "-"
+        if any(word.search("".join(c.get("source", []))) for c in cells):
+            named.append(nb.as_posix())
+        elif any(r.scale == scale and r.id.startswith(prefix) for r in read_claims(root / nb, root)):
+            shown.append(nb.as_posix())
+    return " ".join(named or shown) or "-"
 
 
 def store_costs(root: str | os.PathLike, scale: str = "paper") -> list[dict[str, str]]:
