@@ -138,7 +138,7 @@ def gap_runs(
 
 def paired_difference(a: Tensor, b: Tensor, rows: Sequence[int]) -> tuple[float, float, float]:
     """(mean a, mean b, SE of mean(a - b)) over the chosen rows (sizes) of [len(ns), R] results paired by
-    training set (column r of a and b used the same training set, as the models of :func:`gap_runs` do; the
+    training set (column r of a and b used the same training set, as the models of :func:`~cnnbias.experiments.convlin.gap_runs` do; the
     sizes use independent training sets).  SE = sqrt(sum_rows var_r(a - b) / R) / len(rows), i.e. over the R
     independent training sets of each size.
     """
@@ -332,7 +332,7 @@ FIG2_TASKS = ("cls", "1stctrl", "3rdctrl", "evenodd")
 
 
 def fig2_cells(scale: str) -> list[dict]:
-    """One cell per (task, model, n): the R runs of :func:`gap_runs` for that model at that size."""
+    """One cell per (task, model, n): the R runs of :func:`~cnnbias.experiments.convlin.gap_runs` for that model at that size."""
     c = FIG2_CONFIGS[scale]
     return [dict(task=t, model=m, n=int(n), d=c["d"], k=c["k"], R=c["R"], lr=c["lr"], max_epochs=c["max_epochs"],
                  check_every=10)
@@ -340,7 +340,7 @@ def fig2_cells(scale: str) -> list[dict]:
 
 
 def fig2_cell(cfg: dict, device: torch.device, dtype: torch.dtype) -> dict:
-    """One Fig. 2 cell: :func:`gap_runs` for one task, model and n (CPU, float64).  Returns per run the test
+    """One Fig. 2 cell: :func:`~cnnbias.experiments.convlin.gap_runs` for one task, model and n (CPU, float64).  Returns per run the test
     error ``err``, the epochs and whether the hinge loss reached 0 (``converged``); for Conv-k also the learned
     filter ``w1`` ``[R][k]`` (Fig. 7's sign patterns).  Runs draw the same seeds as in the chapter's batch."""
     m = cfg["model"]

@@ -763,7 +763,7 @@ VC_CONFIGS = {
 def dvc_sgd_vs_shattering(cfg: dict) -> dict[str, list]:
     """``reps`` independent runs on ``D_vc`` (``n = n_sgd``, ``d = 2n``): each draws a training set of ``m``
     points, a test set of ``m_test`` points and an initialization (seeds ``config.generators("vc_dvc_sgd",
-    cfg, reps)``), trains ``N_W`` by SGD on the hinge loss (:func:`cnnbias.experiments.psi.train_nw_sgd`:
+    cfg, reps)``), trains ``N_W`` by SGD on the hinge loss (``cnnbias.experiments.psi.train_nw_sgd``:
     ``2k`` channels, first layer only, ``sigma_g``, step ``lr``, batch ``batch``, up to ``epochs``) and fits
     the shattering network of the same training set (:func:`cnnbias.theory.vc.fit_by_shattering`).
     Per run: training and test errors of both, the least training error of any function of the
@@ -875,7 +875,7 @@ _register_claim(_ClaimSpec("maxpool.dvc_sgd_cstar", "maxpool.vc_dvc", _claim_vc_
 # Sweep behind the sample-complexity claims of Theorem 5.1 (2) (``python -m cnnbias sweep maxpool.lw_sc``)
 # ----------------------------------------------------------------------------------------------------
 
-#: Per scale: the d-family (``ds`` at ``n = n0``), the n-family (``ns`` at ``d = d_n``), the size grid,
+#: For each scale the d-family (``ds`` at ``n = n0``), the n-family (``ns`` at ``d = d_n``), the size grid,
 #: repetitions per (d, n), T1 and the error level eps of :func:`sample_complexity`.
 SC_SCALES = {
     "smoke": {"ds": [3, 4], "n0": 3, "ns": [3, 6], "d_n": 3, "sizes": [4, 8, 16], "reps": 4, "T1": 5,

@@ -30,14 +30,18 @@ from cnnbias.models import small_cnn as S
 __all__ = ["CONFIGS", "DIGITS", "N_TEST", "MNIST_SIZES", "TOL_MATCH", "compression_cells", "compression_cell",
            "digits_split", "by_size", "claim_compression", "claim_compression_matches_120"]
 
+#: The data source of the declared cells (scikit-learn's bundled digits).
 DIGITS = "sklearn-8x8"
+#: Bundled digits held out as the test set (the other 1000 are the training pool).
 N_TEST = 797
+#: For each scale the training-set sizes, runs, epochs (CNN, FC-only) and minibatch size.
 CONFIGS = {
     "smoke": {"sizes": [50], "R": 2, "cnn_epochs": 30, "fc_epochs": 60, "batch": None},
     "book": {"sizes": [50, 100, 200], "R": 5, "cnn_epochs": 150, "fc_epochs": 600, "batch": None},
     # Sec. 6.2: sizes 100, 500, 1000, 5000 (5000 exceeds the bundled pool), 10 runs, batch 500
     "paper": {"sizes": [100, 500, 1000], "R": 10, "cnn_epochs": 100, "fc_epochs": 1000, "batch": 500},
 }
+#: Adam's learning rate (Sec. 6.2 does not state one; this book's choice).
 LR = 0.01
 
 
@@ -127,7 +131,7 @@ SWEEP = _register(_Sweep(
 ))
 
 
-#: "Nearly matches" (Sec. 6.2) read as: within one percentage point of test error, up to 2 standard errors.
+#: The tolerance of "nearly matches" (Sec. 6.2), one percentage point of test error, up to 2 standard errors.
 TOL_MATCH = 0.01
 
 

@@ -11,11 +11,11 @@ with lambda_i(x) the eigenvalues of sym(Q_x) (z is isotropic, so only the spectr
 quantity Eq. 3 averages; Theorem 2's min over UV_1 (= lambda_min) only bounds it when m > 1.
 
 Per test point: all lambda = 0 -> 1/2 (a tie); none negative -> 0; none positive -> 1; one positive and one
-negative non-zero eigenvalue (always the case for m = 2 with mixed signs) -> (2/pi) arctan sqrt(|lambda_-| /
-lambda_+), exactly (z_1^2 / z_2^2 has the law of tan^2 of a uniform angle); more non-zero eigenvalues of both
+negative non-zero eigenvalue (always the case for m = 2 with mixed signs) -> ``(2/pi) arctan sqrt(|lambda_-|
+/ lambda_+)``, exactly (z_1^2 / z_2^2 has the law of tan^2 of a uniform angle); more non-zero eigenvalues of both
 signs (m >= 3) -> Monte Carlo over ``draws`` Gaussian z from an explicit generator.  Eigenvalues with
 ``|lambda| <= tie_tol * max |lambda|`` over the run's test points count as 0 (rounding of an SVD never
-produces exact zeros; the same convention as :data:`cnnbias.theory.convlinear.TIE_TOL`).
+produces exact zeros; the same convention as ``cnnbias.theory.convlinear.TIE_TOL``).
 """
 
 from __future__ import annotations

@@ -333,11 +333,12 @@ def lemma_f3_probability(n: int) -> float:
 def initial_set_sizes(W0: Tensor, data: TwoPointSet) -> dict[str, Tensor]:
     """Sizes of the initial detection sets of App. F.1-F.2 (Eqs. 11-12) for each run (Lemmas F.1-F.3).
 
-    Returns ``A_w``, ``A_u`` [R] (|A_w| = |union_{i in P_T minus {2}} W_0^+(i)|, |A_u| likewise with U_0^-);
-    ``A_w_W_minus2`` = |A_w n W_0^-(2)| and ``A_u_U_plus1`` = |A_u n U_0^+(1)| [R] (proof of Lemma F.3);
-    ``W_plus`` [R, d] = |W_0^+(i)| (nonzero only for i in P_T minus {2}); ``U_minus`` [R, d] = |U_0^-(i)|
-    (i in P_T minus {1}); ``W_plus_W_minus2`` [R, d] = |W_0^+(i) n W_0^-(2)| and ``U_plus1_U_minus`` [R, d] =
-    |U_0^+(1) n U_0^-(i)| (both for spurious i; other columns 0); and ``spurious`` [R, d] (bool, i in S_p).
+    Returns ``A_w``, ``A_u`` [R] (``|A_w| = |union_{i in P_T minus {2}} W_0^+(i)|``, ``|A_u|`` likewise with
+    ``U_0^-``); ``A_w_W_minus2`` = ``|A_w n W_0^-(2)|`` and ``A_u_U_plus1`` = ``|A_u n U_0^+(1)|`` [R] (proof of
+    Lemma F.3); ``W_plus`` [R, d] = ``|W_0^+(i)|`` (nonzero only for i in P_T minus {2}); ``U_minus`` [R, d] =
+    ``|U_0^-(i)|`` (i in P_T minus {1}); ``W_plus_W_minus2`` [R, d] = ``|W_0^+(i) n W_0^-(2)|`` and
+    ``U_plus1_U_minus`` [R, d] = ``|U_0^+(1) n U_0^-(i)|`` (both for spurious i; other columns 0); and
+    ``spurious`` [R, d] (bool, i in S_p).
     All counts are float64 tensors.
     """
     _check_W0_data(W0, data)

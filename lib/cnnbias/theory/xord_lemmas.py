@@ -32,7 +32,7 @@ def set_index(patterns: tuple[int, ...]) -> int:
     return int((X.SUBSETS == m).all(-1).long().argmax())
 
 
-#: The six pattern sets of the distribution of Theorem 5.3, part 2 (App. A.6): the diverse positive set, z1 = {x1,
+#: The six pattern sets of the distribution of Theorem 5.3, part 2 (App. A.6), i.e. the diverse positive set, z1 = {x1,
 #: x2, x4}, z2 = {x3, x2, x4}, the diverse negative set {x2, x4}, z3 = {x2}, z4 = {x4}.
 THM53_SETS = {"x+": (0, 1, 2, 3), "z1": (0, 1, 3), "z2": (1, 2, 3), "x-": (1, 3), "z3": (1,), "z4": (3,)}
 
