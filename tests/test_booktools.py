@@ -231,19 +231,25 @@ def test_records_at_two_scales_are_kept_apart(tmp_path: Path) -> None:
     assert "| `ch.a` | PASS | **FAIL** |" in book.scale_markdown(claims)
 
 
-def test_reproduce_claim_executes_a_copy_at_the_scale(tiny_book: Path) -> None:
-    pytest.importorskip("nbclient")
-    from booktools.reproduce import chapter_of, compare, reproduce_claim
-
+def _scaled_chapter(tiny_book: Path) -> Path:
+    """book/a/first.ipynb records ch.runs = 2, 3, 5 at scales smoke, book, paper; executed once at book."""
     src = ("import os\nfrom cnnbias.claims import Claims\n"
            "c = Claims('ch', scale=os.environ.get('CNNBIAS_SCALE', 'book'))\n"
-           "n = {'smoke': 2, 'book': 3}[c.scale]\n"
-           "c.at_least('ch.runs', 'runs at this scale', float(n), 1.0)\nc.report()")
+           "n = {'smoke': 2.0, 'book': 3.0, 'paper': 5.0}[c.scale]\n"
+           "c.at_least('ch.runs', 'runs at this scale', n, 1.0)\nc.report()")
     nb = _nb([_md("# First chapter"), _code([], src)])
     nb["metadata"]["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     p = tiny_book / "book" / "a" / "first.ipynb"
     p.write_text(json.dumps(nb))
     bx.execute_notebooks([Path("book/a/first.ipynb")], tiny_book, timings=None, log=lambda s: None)
+    return p
+
+
+def test_reproduce_claim_executes_a_copy_at_the_scale(tiny_book: Path) -> None:
+    pytest.importorskip("nbclient")
+    from booktools.reproduce import chapter_of, compare, reproduce_claim
+
+    p = _scaled_chapter(tiny_book)
     stored = p.read_bytes()
     assert chapter_of("ch.runs", tiny_book) == Path("book/a/first.ipynb")
     res = reproduce_claim("ch.runs", "book", tiny_book)
@@ -287,17 +293,9 @@ def test_chapter_run_stores_records_and_goes_stale(tiny_book: Path) -> None:
     from booktools.chapter_runs import chapter_runs, run_chapter, stale_runs
     from booktools.costs import cost_rows
 
-    src = ("import os\nfrom cnnbias.claims import Claims\n"
-           "c = Claims('ch', scale=os.environ.get('CNNBIAS_SCALE', 'book'))\n"
-           "c.at_least('ch.runs', 'runs at this scale', {'smoke': 2.0, 'book': 3.0, 'paper': 5.0}[c.scale], 1.0)\n"
-           "c.report()")
-    nb = _nb([_md("# First chapter"), _code([], src)])
-    nb["metadata"]["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    p = tiny_book / "book" / "a" / "first.ipynb"
-    p.write_text(json.dumps(nb))
     (tiny_book / "lib" / "cnnbias").mkdir(parents=True)
     (tiny_book / "lib" / "cnnbias" / "m.py").write_text("x = 1\n")
-    bx.execute_notebooks([Path("book/a/first.ipynb")], tiny_book, timings=None, log=lambda s: None)
+    _scaled_chapter(tiny_book)
     path = run_chapter(Path("book/a/first.ipynb"), "paper", tiny_book)
     assert path == tiny_book / "results" / "chapters" / "first.paper.json"
     [(data, recs, current)] = chapter_runs(tiny_book)
