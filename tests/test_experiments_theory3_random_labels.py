@@ -65,3 +65,102 @@ def test_allconv_on_mnist1d_runs():
     runs = E.train_runs(cfg, data, "t", [2, 4], [40, 40], ["natural", "random"], [0, 1])
     assert runs.test_error(data).shape == (2,)
     assert E.n_params(cfg, 16, (40,)) == 3 * 16 + 3 * 3 * 16 * 16 + 16 * 3 * 10
+
+
+# --- the sweep theory3.random_labels -----------------------------------------------------------------
+
+from cnnbias import sweeps  # noqa: E402
+from cnnbias.claims import Claims  # noqa: E402
+
+CPU, F64 = torch.device("cpu"), torch.float64
+
+
+@pytest.fixture(scope="module")
+def smoke_cells():
+    return [(c, E.random_labels_cell(c, CPU, F64)) for c in E.random_labels_cells("smoke")]
+
+
+def test_cells_per_scale_follow_the_chapter_loops():
+    for scale in ("smoke", "book", "paper"):
+        cfg = E.CONFIGS[scale]
+        cells = E.random_labels_cells(scale)
+        count = {p: sum(c["part"] == p for c in cells) for p in E.PARTS}
+        assert count == {"size": 2 * len(cfg["size_sweep"]["sizes"]),
+                         "width": 2 * len(cfg["width_sweep"]["widths"]),
+                         "minima": 2 * cfg["minima"]["triples"],
+                         "poly": 2 * len(cfg["poly"]["bounds"])}, scale
+        assert all(c["cfg"] == cfg and c["labels"] in E.LABELINGS for c in cells)
+        # every run of the chapter's batches is in exactly one cell
+        runs = sum(len(c.get("seeds", [0, 1, 2])) for c in cells)
+        assert runs == sum(len(E._plan(cfg, p)) for p in E.PARTS)
+    assert E.random_labels_cells("book")[0] == {"part": "size", "n": 50, "labels": "natural",
+                                                 "seeds": [0, 1, 2, 3], "cfg": E.CONFIGS["book"]}
+
+
+def test_smoke_cells_well_formed_and_deterministic(smoke_cells):
+    for c, r in smoke_cells:
+        S = len(c.get("seeds", [0, 1, 2]))
+        assert len(r["train"]) == len(r["test"]) == S
+        assert all(0.0 <= v <= 1.0 for v in r["train"] + r["test"])
+        if c["part"] == "width":
+            assert len(r["history"]) == len(r["history_epochs"]) and len(r["history"][0]) == S
+        if c["part"] == "minima":
+            assert len(r["perturbed_err"]) == len(E.CONFIGS["smoke"]["perturbation"]["gammas"])
+            assert len(r["plane_err"]) == len(r["lam"]) and 0.0 <= r["flat_area"] <= 1.0
+        if c["part"] == "poly":
+            assert all(v > 0 for v in r["pre_max"])
+    for i in (0, 5, 9, 13):
+        c, r = smoke_cells[i]
+        assert E.random_labels_cell(c, CPU, F64) == r
+
+
+def test_cells_match_the_single_batch(smoke_cells, cfg, data):
+    # the cells give each run the data and initialization it has in the chapter's single batch
+    a = E.assemble(smoke_cells)
+    ss, ws = E.size_sweep(cfg, data), E.width_sweep(cfg, data)
+    assert torch.equal(a["size"]["train"], ss["train"]) and torch.equal(a["size"]["test"], ss["test"])
+    assert a["size"]["keys"] == ss["keys"]
+    assert torch.equal(a["width"]["test_loss"], ws["test_loss"]) and torch.equal(a["width"]["history"], ws["history"])
+    mi = E.minima(cfg, data, torch.Generator().manual_seed(0))
+    assert torch.equal(a["minima"]["norm"], mi["norm"]) and torch.equal(a["minima"]["plane_err"], mi["plane_err"])
+    po = E.poly_vs_relu(cfg, data)
+    assert torch.equal(a["poly"]["test"], po["test"]) and a["poly"]["bounds"] == po["bounds"]
+
+
+def test_cell_rejects_bad_configs():
+    good = E.random_labels_cells("smoke")[0]
+    for bad, key in ((dict(good, part="depth"), "part"), (dict(good, labels="shuffled"), "labels"),
+                     (dict(good, n=21), "n"), (dict(good, seeds=[7]), "seeds"), (dict(good, seeds=[]), "seeds"),
+                     ({k: v for k, v in good.items() if k != "cfg"}, "cfg"),
+                     ({k: v for k, v in good.items() if k != "n"}, "n")):
+        with pytest.raises(ValueError, match=f"'{key}'"):
+            E.random_labels_cell(bad, CPU, F64)
+
+
+def test_claim_functions_produce_their_ids(smoke_cells):
+    claims = Claims("theory3", scale="smoke")
+    for cid, (fn, parts) in E.CLAIMS.items():
+        fn([(c, r) for c, r in smoke_cells if c["part"] in parts], claims)
+        assert cid in [c.id for c in claims], cid
+    vals = E.add_claims(smoke_cells, Claims("theory3", scale="smoke"))
+    assert {"wn_fit", "exc", "h_star", "flat_ratio", "area", "pert", "poly_diff", "B_claim"} <= set(vals)
+    with pytest.raises(ValueError, match="part"):
+        E.claim_fig1_test_err_falls_with_N([(c, r) for c, r in smoke_cells if c["part"] == "minima"], claims)
+
+
+def test_sweep_registered_with_its_claims():
+    sw = sweeps.get("theory3.random_labels")
+    assert sw.cell_fn is E.random_labels_cell
+    assert len(sw.configs("paper")) == len(E.random_labels_cells("paper"))
+    assert sorted(c.id for c in sweeps.claims_of("theory3.random_labels")) == sorted(E.CLAIMS)
+    spec = sweeps.get_claim("theory3.fig1_test_err_falls_with_N")
+    assert spec.select({"part": "size"}) and not spec.select({"part": "minima"})
+
+
+def test_allconv_poly_cell_on_mnist1d():
+    # (with B = 4 or 8 the 5-layer polynomial net diverges at once: its pre-activations leave [-B, B])
+    cfg = dict(E.CONFIGS["smoke"], dataset="mnist1d", model="allconv", layers=5, num_samples=400,
+               n_test=100, epochs=3, lr=0.003, bound=16.0, poly=dict(E.CONFIGS["smoke"]["poly"], bounds=[16.0]))
+    cells = [c for c in E.random_labels_cells_for(cfg) if c["part"] == "poly"]
+    r = E.random_labels_cell(cells[0], CPU, F64)
+    assert len(r["pre_max"]) == len(cells[0]["seeds"]) and all(v > 0 for v in r["pre_max"])
