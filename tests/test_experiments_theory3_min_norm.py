@@ -90,3 +90,140 @@ def test_fit_loglog_and_validation():
         E.gaussian_problem([torch.Generator()], 5, 3)
     with pytest.raises(ValueError):
         E.run_gd(torch.zeros(2, 3, 5, dtype=torch.float64), torch.zeros(2, 3, dtype=torch.float64), -1.0, 3)
+
+
+# --- the sweep theory3.min_norm (cnnbias.experiments.theory3.min_norm_sweep) -------------------------
+
+from cnnbias.claims import Claims  # noqa: E402
+from cnnbias.experiments.theory3 import min_norm_sweep as SW  # noqa: E402
+from cnnbias.sweeps import spec  # noqa: E402
+
+CPU = torch.device("cpu")
+
+
+@pytest.fixture(scope="module")
+def smoke_cells():
+    return [(c, SW.min_norm_cell(c, CPU, torch.float64)) for c in SW.min_norm_cells("smoke")]
+
+
+def test_cells_per_scale_cover_every_part_value_and_run():
+    for scale in ("smoke", "book", "paper"):
+        cells = SW.min_norm_cells(scale)
+        assert {c["part"] for c in cells} == set(SW.PARTS)
+        for c in cells:
+            sub = c["sub"]
+            assert c["runs"][0] < c["runs"][1] <= sub["R"]
+            if scale != "paper":
+                assert c["runs"] == [0, sub["R"]]
+        fl = [c for c in cells if c["part"] == "first_layer"]
+        n_chunks = -(-E.CONFIGS[scale]["first_layer"]["R"] // (SW.PAPER_CHUNK["first_layer"] if scale == "paper"
+                                                                   else E.CONFIGS[scale]["first_layer"]["R"]))
+        assert len(fl) == len(E.MODELS) * len(E.CONFIGS[scale]["first_layer"]["init_scales"]) * n_chunks
+    with pytest.raises(ValueError, match="scale"):
+        SW.min_norm_cells("huge")
+
+
+def test_smoke_cells_well_formed_and_deterministic(smoke_cells):
+    import json
+
+    for c, r in smoke_cells:
+        text = json.dumps(r)  # JSON values only (NaN marks diverged runs)
+        assert json.dumps(json.loads(text)) == text
+        assert r["runs"] == c["runs"]
+    again = {i: SW.min_norm_cell(smoke_cells[i][0], CPU, torch.float64) for i in (0, 1, 11, len(smoke_cells) - 1)}
+    for i, r in again.items():
+        assert json.dumps(r) == json.dumps(smoke_cells[i][1])
+
+
+def test_cells_match_the_drivers(smoke_cells):
+    P = SW.assemble(smoke_cells)
+    isw = E.init_scale_sweep(CFG)
+    assert P["init_scale"]["scales"] == CFG["init_scale"]["scales"]
+    assert torch.equal(P["init_scale"]["dist_offset"], isw["dist_offset"])
+    mn = E.min_norm_runs(CFG)
+    assert torch.equal(P["min_norm"]["sgd_path_err"], mn["sgd_path_err"])
+    fl = E.first_layer_span(CFG)
+    assert torch.equal(P["first_layer"]["results"]["poly3"]["final_out"], fl["results"]["poly3"]["final_out"])
+    assert P["first_layer"]["null_dim"] == fl["null_dim"]
+    pp = E.poly_product(CFG)
+    assert torch.equal(P["poly_product"]["null"], pp["null"])
+
+
+def test_run_chunks_give_the_same_runs():
+    c = next(c for c in SW.min_norm_cells("smoke") if c["part"] == "init_scale" and c["value"] == 1.0)
+    whole = SW.min_norm_cell(c, CPU, torch.float64)
+    parts = [SW.min_norm_cell(dict(c, runs=r), CPU, torch.float64) for r in ([0, 1], [1, 3])]
+    for k in ("dist_dagger", "null_w0"):
+        assert np.allclose(parts[0][k] + parts[1][k], whole[k], rtol=1e-12, atol=1e-15)
+    c = next(c for c in SW.min_norm_cells("smoke") if c["part"] == "min_norm")
+    whole = SW.min_norm_cell(c, CPU, torch.float64)
+    tail = SW.min_norm_cell(dict(c, runs=[2, 3]), CPU, torch.float64)
+    assert tail["eta_sgd"] == whole["eta_sgd"]  # the SGD step is a max over all R problems
+    assert np.allclose(tail["sgd_path_err"], [row[2:] for row in whole["sgd_path_err"]], rtol=1e-9, atol=1e-15)
+    c = next(c for c in SW.min_norm_cells("smoke") if c["part"] == "first_layer" and c["model"] == "relu_deep")
+    whole = SW.min_norm_cell(c, CPU, torch.float64)
+    tail = SW.min_norm_cell(dict(c, runs=[1, 2]), CPU, torch.float64)
+    assert np.allclose(tail["final_out"], whole["final_out"][1:], rtol=1e-9)
+
+
+def test_cell_rejects_bad_configs():
+    good = next(c for c in SW.min_norm_cells("smoke") if c["part"] == "init_scale")
+    for bad, key in (
+        ({k: v for k, v in good.items() if k != "part"}, "'part'"),
+        (dict(good, part="nope"), r"cfg\['part'\]"),
+        (dict(good, runs=[0, 99]), r"cfg\['runs'\]"),
+        (dict(good, runs=[2, 1]), r"cfg\['runs'\]"),
+        (dict(good, value=0.5), r"cfg\['value'\]"),
+        ({k: v for k, v in good.items() if k != "value"}, r"cfg\['value'\]"),
+        (dict(good, sub=[1]), r"cfg\['sub'\]"),
+    ):
+        with pytest.raises(ValueError, match=key):
+            SW.min_norm_cell(bad, CPU, torch.float64)
+    fl = next(c for c in SW.min_norm_cells("smoke") if c["part"] == "first_layer")
+    with pytest.raises(ValueError, match=r"cfg\['model'\]"):
+        SW.min_norm_cell(dict(fl, model="cnn"), CPU, torch.float64)
+    with pytest.raises(ValueError, match="runs"):
+        E.step_size_sweep(CFG, runs=(0, 10))
+    with pytest.raises(ValueError, match="factors"):
+        E.step_size_sweep(CFG, factors=[7.0])
+
+
+def test_assemble_needs_every_run(smoke_cells):
+    part = [(dict(c, runs=[0, 1]), r) for c, r in smoke_cells if c["part"] == "tikhonov"]
+    with pytest.raises(ValueError, match="do not cover"):
+        SW.assemble(part)
+
+
+def test_claim_functions_make_their_ids(smoke_cells):
+    claims = Claims("theory3", scale="smoke")
+    SW.add_claims(smoke_cells, claims)
+    ids = [c.id for c in claims]
+    assert ids == ["theory3.min_norm_gd", "theory3.min_norm_sgd", "theory3.nonzero_init_offset",
+                   "theory3.gd_ridge_1_over_T", "theory3.poly_min_norm_standard",
+                   "theory3.poly_weight_param_min_norm", "theory3.eq42_robust_loss_at_interpolation"]
+    assert set(ids) == set(SW.CLAIM_IDS)
+    assert [c.id for c in claims.checks] == ["theory3.row_span_invariant", "theory3.tikhonov_limit",
+                                            "theory3.first_layer_span", "theory3.robust_square_loss_closed_form",
+                                            "theory3.worst_perturbation_margin"]
+    byid = {c.id: c for c in claims}
+    assert byid["theory3.min_norm_gd"].passed and byid["theory3.nonzero_init_offset"].passed
+    checks = {c.id: c for c in claims.checks}
+    assert checks["theory3.row_span_invariant"].passed and checks["theory3.first_layer_span"].passed
+    for cid, (part, fn) in SW.CLAIM_IDS.items():  # each function works on its own part's cells only
+        one = Claims("theory3", scale="smoke")
+        fn([cr for cr in smoke_cells if cr[0]["part"] == part], one)
+        assert cid in [c.id for c in one]
+    with pytest.raises(ValueError, match="no 'robust' cells"):
+        SW.claim_robust([], Claims("theory3", scale="smoke"))
+
+
+def test_sweep_registered_with_its_claims():
+    sw = spec.get("theory3.min_norm")
+    assert sw.cell_fn is SW.min_norm_cell and sw.cpu_only
+    assert "cnnbias.experiments.theory3.min_norm" in sw.modules
+    assert len(sw.configs("paper")) == len(SW.min_norm_cells("paper")) > len(sw.configs("book"))
+    specs = {c.id: c for c in spec.claims_of("theory3.min_norm")}
+    assert set(SW.CLAIM_IDS) <= set(specs)
+    for cid, (part, _) in SW.CLAIM_IDS.items():
+        sel = specs[cid].select
+        assert all(sel(c) == (c["part"] == part) for c in SW.min_norm_cells("smoke"))

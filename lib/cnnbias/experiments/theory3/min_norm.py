@@ -18,6 +18,8 @@ with tolerances of 1e-10 to 1e-12, which float32 cannot resolve.  Drivers return
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import functools
 import math
 
@@ -34,6 +36,7 @@ __all__ = [
     "CONFIGS",
     "EXPERIMENT",
     "DivergedError",
+    "on_device",
     "gaussian_problem",
     "spectral_problem",
     "digits_problem",
@@ -99,9 +102,25 @@ class DivergedError(RuntimeError):
     """A training run diverged (non-finite or exploding loss); the message names the runs."""
 
 
+_DEVICE: contextvars.ContextVar = contextvars.ContextVar("min_norm_device", default=None)
+
+
 def _device() -> torch.device:
-    """``config.device()``.  Every tensor is float64 on every device (module docstring)."""
-    return config.device()
+    """``config.device()``, or the device set by :func:`on_device`.  Every tensor is float64 on every device
+    (module docstring)."""
+    dev = _DEVICE.get()
+    return config.device() if dev is None else dev
+
+
+@contextlib.contextmanager
+def on_device(device: torch.device | str | None):
+    """Within the block the drivers put their tensors on ``device`` (None: ``config.device()``); the
+    sweep's cell function runs a driver on the device it is given."""
+    token = _DEVICE.set(None if device is None else torch.device(device))
+    try:
+        yield
+    finally:
+        _DEVICE.reset(token)
 
 
 def _cpu(x):
@@ -123,8 +142,33 @@ def _returns_cpu(fn):
     return wrapper
 
 
-def _gens(part: str, cfg: dict, R: int) -> list[torch.Generator]:
-    return config.generators(f"{EXPERIMENT}.{part}", cfg, R)
+def _runs(runs, R: int) -> tuple[int, int]:
+    """``(r0, r1)``: the runs ``r0 <= r < r1`` of ``R`` a driver computes (``runs=None``: all)."""
+    if runs is None:
+        return 0, R
+    if not (isinstance(runs, (list, tuple)) and len(runs) == 2
+            and all(isinstance(r, int) and not isinstance(r, bool) for r in runs)
+            and 0 <= runs[0] < runs[1] <= R):
+        raise ValueError(f"runs must be [r0, r1] with 0 <= r0 < r1 <= R = {R}, got {runs!r}")
+    return int(runs[0]), int(runs[1])
+
+
+def _gens(part: str, cfg: dict, R: int, runs=None) -> list[torch.Generator]:
+    """The generators of runs ``runs = (r0, r1)`` (default all ``R``) of ``part``: run ``r`` draws from
+    ``config.generators(EXPERIMENT + "." + part, cfg, R)[r]`` whichever runs are computed together."""
+    r0, r1 = _runs(runs, R)
+    return config.generators(f"{EXPERIMENT}.{part}", cfg, r1 - r0, start=r0)
+
+
+def _subset(values, chosen, name: str) -> list:
+    """``chosen`` (default all ``values``), each of which must be one of ``values``."""
+    if chosen is None:
+        return list(values)
+    chosen = list(chosen)
+    bad = [v for v in chosen if v not in values]
+    if bad or not chosen:
+        raise ValueError(f"{name} must be a non-empty selection of {list(values)}, got {chosen!r}")
+    return chosen
 
 
 # --- data ----------------------------------------------------------------------------------------
@@ -286,23 +330,27 @@ def fit_loglog(x, y) -> tuple[float, float]:
 
 
 @_returns_cpu
-def min_norm_runs(cfg: dict) -> dict:
+def min_norm_runs(cfg: dict, runs=None) -> dict:
     """GD (``eta = 1 / s_max``) and SGD (``eta = 1 / max_i ||x_i||^2``) from zero on Gaussian problems.
 
     Returns per-run relative distances to ``w_dagger``, the relative null-space norm of every recorded
     iterate (max over the trajectory), the GD contraction bound ``(1 - eta s_min)^T`` and the relative
     distance of another interpolating solution (``w_dagger + `` a random null-space vector of norm
-    ``||w_dagger||``) for scale.
+    ``||w_dagger||``) for scale.  ``runs = (r0, r1)``: only those runs (the SGD step, a maximum over all
+    ``R`` problems, and every run's draws are those of the whole batch).
     """
     c = cfg["min_norm"]
+    r0, r1 = _runs(runs, c["R"])
     gens = _gens("min_norm", c, c["R"])
     X, y = gaussian_problem(gens, c["n"], c["d"])
+    eta_sgd = 1.0 / float((X * X).sum(-1).max())
+    if (r0, r1) != (0, c["R"]):
+        gens, X, y = gens[r0:r1], X[r0:r1], y[r0:r1]
     wd = M.min_norm_solution(X, y)
     Pn = M.null_space_projector(X)
     s = _spectrum(X)
     eta_gd = 1.0 / s[:, 0]
     gd = run_gd(X, y, eta_gd, c["gd_steps"], record=c["record"])
-    eta_sgd = 1.0 / float((X * X).sum(-1).max())
     sgd = run_sgd(X, y, eta_sgd, c["sgd_steps"], gens, record=c["record"] * 10)
 
     def null_rel(trace: Tensor) -> Tensor:  # [K, R, d] -> [K, R]: ||P_null w_t|| / ||w_dagger||
@@ -326,17 +374,19 @@ def min_norm_runs(cfg: dict) -> dict:
 
 
 @_returns_cpu
-def init_scale_sweep(cfg: dict) -> dict:
+def init_scale_sweep(cfg: dict, scales=None, runs=None) -> dict:
     """GD from ``w0 = scale * g``, ``g ~ N(0, I_d / d)``, for every scale: distances of the limit to
     ``w_dagger`` and to ``w_dagger + P_null w0`` (relative to ``||w_dagger||``); all scales and seeds as one
-    batch ``[S * R]``."""
+    batch ``[S * R]``.  ``scales``, ``runs = (r0, r1)``: only those scales and runs (same draws)."""
     c = cfg["init_scale"]
-    gens = _gens("init_scale", c, c["R"])
+    chosen = _subset(c["scales"], scales, "scales")
+    r0, r1 = _runs(runs, c["R"])
+    gens = _gens("init_scale", c, c["R"], runs)
     X, y = gaussian_problem(gens, c["n"], c["d"])
     g0 = torch.stack([torch.randn(c["d"], generator=g, dtype=torch.float64) for g in gens]) / math.sqrt(c["d"])
     g0 = g0.to(X.device)
-    scales = torch.tensor(c["scales"], dtype=torch.float64, device=X.device)
-    S, R = len(scales), c["R"]
+    scales = torch.tensor(chosen, dtype=torch.float64, device=X.device)
+    S, R = len(scales), r1 - r0
     Xb, yb = X.repeat(S, 1, 1), y.repeat(S, 1)
     w0 = (scales[:, None, None] * g0[None]).reshape(S * R, -1)
     eta = 1.0 / _spectrum(Xb)[:, 0]
@@ -345,7 +395,7 @@ def init_scale_sweep(cfg: dict) -> dict:
     lim = M.offset_limit(Xb, yb, w0)
     nd = torch.linalg.vector_norm(wd, dim=-1)
     return dict(
-        scales=c["scales"],
+        scales=chosen,
         dist_dagger=(torch.linalg.vector_norm(out["w"] - wd, dim=-1) / nd).reshape(S, R),
         dist_offset=(torch.linalg.vector_norm(out["w"] - lim, dim=-1) / nd).reshape(S, R),
         null_w0=(torch.linalg.vector_norm(lim - wd, dim=-1) / nd).reshape(S, R),
@@ -354,41 +404,46 @@ def init_scale_sweep(cfg: dict) -> dict:
 
 
 @_returns_cpu
-def step_size_sweep(cfg: dict) -> dict:
+def step_size_sweep(cfg: dict, factors=None, runs=None) -> dict:
     """GD from zero with ``eta = factor / s_max`` for each factor (stable iff ``factor < 2``); all factors and
-    seeds as one batch.  Diverged runs are flagged, not raised (the sweep is meant to show them)."""
+    seeds as one batch.  Diverged runs are flagged, not raised (the sweep is meant to show them).
+    ``factors``, ``runs = (r0, r1)``: only those factors and runs (same draws)."""
     c = cfg["step_size"]
-    gens = _gens("step_size", c, c["R"])
+    chosen = _subset(c["factors"], factors, "factors")
+    r0, r1 = _runs(runs, c["R"])
+    gens = _gens("step_size", c, c["R"], runs)
     X, y = gaussian_problem(gens, c["n"], c["d"])
-    F, R = len(c["factors"]), c["R"]
+    F, R = len(chosen), r1 - r0
     Xb, yb = X.repeat(F, 1, 1), y.repeat(F, 1)
-    fac = torch.tensor(c["factors"], dtype=torch.float64, device=X.device).repeat_interleave(R)
+    fac = torch.tensor(chosen, dtype=torch.float64, device=X.device).repeat_interleave(R)
     eta = fac / _spectrum(Xb)[:, 0]
     out = run_gd(Xb, yb, eta, c["steps"], on_diverge="flag")
     wd = M.min_norm_solution(Xb, yb)
-    return dict(factors=c["factors"], err=_rel(out["w"], wd).reshape(F, R),
+    return dict(factors=chosen, err=_rel(out["w"], wd).reshape(F, R),
                 diverged=out["diverged"].reshape(F, R), loss=out["loss"].reshape(F, R))
 
 
 @_returns_cpu
-def tikhonov_sweep(cfg: dict) -> dict:
-    """``||w_lam - w_dagger|| / ||w_dagger||`` for each ``lam`` (ridge in closed form), per run."""
+def tikhonov_sweep(cfg: dict, lams=None, runs=None) -> dict:
+    """``||w_lam - w_dagger|| / ||w_dagger||`` for each ``lam`` (ridge in closed form), per run.  ``lams``,
+    ``runs = (r0, r1)``: only those values and runs (same draws)."""
     c = cfg["tikhonov"]
-    gens = _gens("tikhonov", c, c["R"])
+    chosen = _subset(c["lams"], lams, "lams")
+    gens = _gens("tikhonov", c, c["R"], runs)
     X, y = gaussian_problem(gens, c["n"], c["d"])
     wd = M.min_norm_solution(X, y)
-    errs = torch.stack([_rel(M.ridge_solution(X, y, lam), wd) for lam in c["lams"]])  # [L, R]
-    return dict(lams=c["lams"], err=errs, s_min=_spectrum(X)[:, -1])
+    errs = torch.stack([_rel(M.ridge_solution(X, y, lam), wd) for lam in chosen])  # [L, R]
+    return dict(lams=chosen, err=errs, s_min=_spectrum(X)[:, -1])
 
 
 @_returns_cpu
-def gd_ridge_sweep(cfg: dict) -> dict:
+def gd_ridge_sweep(cfg: dict, runs=None) -> dict:
     """GD from zero (``eta = 1 / s_max``) on problems with a log-spaced spectrum, iterates recorded at
     log-spaced ``T``; for each, the ridge ``lam*`` closest to ``w_T``.  The exponent of ``lam* ~ T^p`` is fitted
     on the ``T`` with ``fit_margin * s_min <= 1 / (eta T) <= s_max`` (where the filter edge lies inside the
-    spectrum), per run."""
+    spectrum), per run.  ``runs = (r0, r1)``: only those runs (same draws)."""
     c = cfg["gd_ridge"]
-    gens = _gens("gd_ridge", c, c["R"])
+    gens = _gens("gd_ridge", c, c["R"], runs)
     X, y = spectral_problem(gens, c["n"], c["d"], c["s_max"], c["s_min"])
     eta = 1.0 / c["s_max"]
     Ts = sorted({int(round(10 ** (k / c["per_decade"])))
@@ -439,7 +494,7 @@ def _net_forward(model: str, params: list[Tensor], X: Tensor) -> Tensor:
 
 
 @_returns_cpu
-def first_layer_span(cfg: dict) -> dict:
+def first_layer_span(cfg: dict, models=None, scales=None, runs=None) -> dict:
     """Two-layer nets ``W2 act(W1 x)`` (``act``: identity, Eq. 69; ``z^2``, ``z^3``, Eq. 70; ReLU) and a three-layer
     ReLU net, trained by full-batch GD on the square loss to one-hot digit labels from ``N(0, scale^2 / fan_in)``
     initial weights, for every initial scale; all models, scales and seeds are batched per model.
@@ -447,14 +502,19 @@ def first_layer_span(cfg: dict) -> dict:
     Returns, per model and scale ``[R]``: ``update_out`` = ``||(W1_T - W1_0) P_null||_F / ||W1_T - W1_0||_F`` with
     ``W1_T - W1_0 = -lr sum_t grad_t`` accumulated separately (so that the rounding of ``W1`` itself does not enter;
     Eq. 71: 0 up to rounding), ``final_out`` = ``||W1_T P_null||_F / ||W1_T||_F`` (what the null-space part of the
-    initialization leaves), ``loss0``, ``loss``.
+    initialization leaves), ``loss0``, ``loss``.  ``models``, ``scales``, ``runs = (r0, r1)``: only those
+    models, initial scales and runs (same draws: the initial weights of the models before the first chosen
+    one are drawn and dropped); ``null_dims`` holds each run's codimension of the data span.
     """
     c = cfg["first_layer"]
-    gens = _gens("first_layer", c, c["R"])
+    chosen_models = _subset(MODELS, models, "models")
+    chosen = _subset(c["init_scales"], scales, "scales")
+    r0, r1 = _runs(runs, c["R"])
+    gens = _gens("first_layer", c, c["R"], runs)
     X, Y = digits_problem(gens, c["n"])
     Pn = M.null_space_projector(X)  # [R, 64, 64]
-    scales = torch.tensor(c["init_scales"], dtype=torch.float64, device=X.device)
-    S, R, p, D = len(scales), c["R"], c["width"], X.shape[-1]
+    scales = torch.tensor(chosen, dtype=torch.float64, device=X.device)
+    S, R, p, D = len(scales), r1 - r0, c["width"], X.shape[-1]
     Xb, Yb, Pb = X.repeat(S, 1, 1), Y.repeat(S, 1, 1), Pn.repeat(S, 1, 1)
     sc = scales.repeat_interleave(R)[:, None, None]
     out = {}
@@ -465,6 +525,8 @@ def first_layer_span(cfg: dict) -> dict:
 
         shapes = [((p, D), D), ((10, p), p)] if model != "relu_deep" else [((p, D), D), ((p, p), p), ((10, p), p)]
         params = [draw(sh, fi) for sh, fi in shapes]
+        if model not in chosen_models:
+            continue
         W10 = params[0].clone()
         G = torch.zeros_like(W10)  # sum of the first-layer gradients: W1_T - W1_0 = -lr G
         loss0 = None
@@ -485,8 +547,9 @@ def first_layer_span(cfg: dict) -> dict:
         fin = torch.linalg.matrix_norm(params[0] @ Pb) / torch.linalg.matrix_norm(params[0])
         out[model] = dict(update_out=upd.reshape(S, R), final_out=fin.reshape(S, R),
                           loss0=loss0.reshape(S, R), loss=loss.reshape(S, R))
-    return dict(models=MODELS, scales=c["init_scales"], results=out, null_dim=int(round(float(
-        torch.diagonal(Pn, dim1=-2, dim2=-1).sum(-1)[0]))), n=c["n"], D=D)
+    null_dims = torch.diagonal(Pn, dim1=-2, dim2=-1).sum(-1).round().long()
+    return dict(models=tuple(m for m in MODELS if m in chosen_models), scales=chosen, results=out,
+                null_dim=int(null_dims[0]), null_dims=null_dims.tolist(), n=c["n"], D=D)
 
 
 # --- polynomials (Sec. 9.10.5) -----------------------------------------------------------------
@@ -562,7 +625,7 @@ def poly_weight(cfg: dict) -> dict:
 
 
 @_returns_cpu
-def poly_product(cfg: dict) -> dict:
+def poly_product(cfg: dict, scales=None) -> dict:
     """GD on the *product* (weight) parameterization of the same polynomial, ``a = u * v`` elementwise (each
     monomial coefficient a product of two weights, as ``a_5 = 2 sum_i w_1i w_2i`` in Sec. 9.10.4), from
     ``u_0, v_0 ~ N(0, scale^2 I)`` for every initial scale (batched), full-batch GD with step ``lr / (s_max (max_j (u_0j^2 + v_0j^2) + 2 max_j |a_dagger_j|))`` (the
@@ -571,12 +634,13 @@ def poly_product(cfg: dict) -> dict:
     Returns per scale ``[R]``: the final loss relative to the initial one, ``||a_T - a_dagger|| / ||a_dagger||``,
     ``||a_T|| / ||a_dagger||`` and ``||a_T||_1 / ||a_dagger||_1``, the null-space part ``||P_null a_T|| / ||a_dagger||`` (what the standard
     parameterization keeps at 0) and a bound on the row-space error from the final loss,
-    ``sqrt(2 L / s_min) / ||a_dagger||``."""
+    ``sqrt(2 L / s_min) / ||a_dagger||``.  ``scales``: only those initial scales (same draws)."""
     c = cfg["poly"]
+    chosen = _subset(c["product_scales"], scales, "scales")
     gens = _gens("poly", c, c["R"])
     exps, Xs, Phi, y = _poly_data(c, gens)
     a_dag = M.min_norm_solution(Phi, y)
-    scales = torch.tensor(c["product_scales"], dtype=torch.float64, device=Xs.device)
+    scales = torch.tensor(chosen, dtype=torch.float64, device=Xs.device)
     S, R, D = len(scales), c["R"], len(exps)
     wg = _gens("poly.product", c, R)
     z = torch.stack([torch.randn(2, D, generator=g, dtype=torch.float64) for g in wg]).to(Xs.device)  # [R, 2, D]
@@ -599,7 +663,7 @@ def poly_product(cfg: dict) -> dict:
     ab = a_dag.repeat(S, 1)
     nd = torch.linalg.vector_norm(ab, dim=-1)
     return dict(
-        scales=c["product_scales"],
+        scales=chosen,
         rel_loss=(loss / loss0).reshape(S, R),
         dist=_rel(a, ab).reshape(S, R),
         norm_ratio=(torch.linalg.vector_norm(a, dim=-1) / nd).reshape(S, R),
