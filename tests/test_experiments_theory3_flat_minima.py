@@ -112,3 +112,132 @@ def test_minibatch_kurtosis_is_kappa1_over_B():
     pred = float(r["kappa1"].mean()) / B
     assert np.all(np.abs(kurt / pred - 1) < 0.2)
     assert abs(np.polyfit(np.log(B), np.log(kurt), 1)[0] + 1) < 0.1
+
+
+# -- the sweep theory3.flat_minima ---------------------------------------------------------------------------
+
+import json  # noqa: E402
+
+from cnnbias import sweeps  # noqa: E402
+from cnnbias.claims import Claims  # noqa: E402
+
+
+def _smoke_cells():
+    return [(c, json.loads(json.dumps(F.flat_minima_cell(c)))) for c in F.flat_minima_cells("smoke")]
+
+
+@pytest.fixture(scope="module")
+def smoke_cells():
+    return _smoke_cells()
+
+
+def test_sweep_registered_with_its_claims():
+    sw = sweeps.get("theory3.flat_minima")
+    assert sw is F.SWEEP and sw.cpu_only
+    assert [c.id for c in sweeps.claims_of(sw.name)] == sorted(i for i, _, _ in F.CLAIMS)
+    ids = {i for i, _, _ in F.CLAIMS}
+    assert {"theory3.sgdl_like_sgd", "theory3.gibbs_slice_ratio_grows_with_D",
+            "theory3.langevin_matches_gibbs", "theory3.sgd_sgdl_prefer_valley"} <= ids
+    assert "cnnbias.experiments.theory3.flat_minima" in sw.modules and "cnnbias.langevin" in sw.modules
+
+
+def test_cells_per_scale():
+    book = F.flat_minima_cells("book")
+    assert [c["part"] for c in book] == list(F.PARTS)
+    for c in book[1:]:  # book cells are the chapter's settings, unchanged (same seeds)
+        assert {k: v for k, v in c.items() if k != "part"} == F.CONFIGS["book"][c["part"]]
+    paper = F.flat_minima_cells("paper")
+    P = F.CONFIGS["paper"]
+    count = {p: sum(c["part"] == p for c in paper) for p in F.PARTS}
+    sp = F.SPLIT["paper"]
+    assert count == {"gibbs": 1, "noise": 1, "sgdl": P["sgdl"]["seeds"] // sp["sgdl_group"],
+                     "wells": 2 * 8 * sp["wells_blocks"], "wedge": 7 * sp["wedge_blocks"], "fig10": sp["fig10_blocks"]}
+    for p in ("wells", "wedge", "fig10"):  # every setting keeps the paper's chains, split in blocks
+        per = {}
+        for c in paper:
+            if c["part"] == p:
+                key = (tuple(c.get("steps_eta", [])), tuple(c.get("dims", [])))
+                per[key] = per.get(key, 0) + c["chains"]
+        assert set(per.values()) == {P[p]["chains"]}
+    groups = sorted(c["seed_group"] for c in paper if c["part"] == "sgdl")
+    assert groups[0][0] == 0 and groups[-1][1] == P["sgdl"]["seeds"]
+    with pytest.raises(ValueError, match="scale"):
+        F.flat_minima_cells("huge")
+
+
+def test_smoke_cells_are_json_and_deterministic(smoke_cells):
+    cfgs = F.flat_minima_cells("smoke")
+    assert [c for c, _ in smoke_cells] == cfgs
+    assert all(isinstance(r, dict) and r for _, r in smoke_cells)
+    # one cell of each chain part and an SGDL group, recomputed: equal
+    for part in ("sgdl", "wells", "wedge", "fig10"):
+        c, r = next((c, r) for c, r in smoke_cells if c["part"] == part)
+        assert json.loads(json.dumps(F.flat_minima_cell(c))) == r
+    # blocks have their own streams
+    w = [r for c, r in smoke_cells if c["part"] == "wells"]
+    assert w[0]["rows"][0]["occ"] != w[1]["rows"][0]["occ"]
+
+
+def test_cell_rejects_bad_config():
+    good = F.flat_minima_cells("smoke")
+    with pytest.raises(ValueError, match="part"):
+        F.flat_minima_cell({**good[0], "part": "nope"})
+    c = next(c for c in good if c["part"] == "wells")
+    with pytest.raises(ValueError, match="n_steps"):
+        F.flat_minima_cell({k: v for k, v in c.items() if k != "n_steps"})
+    with pytest.raises(ValueError, match="bogus"):
+        F.flat_minima_cell({**c, "bogus": 1})
+    with pytest.raises(ValueError, match="block"):
+        F.flat_minima_cell({**c, "block": -1})
+    s = next(c for c in good if c["part"] == "sgdl")
+    with pytest.raises(ValueError, match="seed_group"):
+        F.flat_minima_cell({**s, "seed_group": [0]})
+    with pytest.raises(ValueError, match="seeds"):
+        F.flat_minima_cell({**s, "seed_group": [1, 5]})
+
+
+def test_claim_functions_make_their_ids(smoke_cells):
+    for cid, fn, parts in F.CLAIMS:
+        spec = sweeps.get_claim(cid)
+        sel = [(c, r) for c, r in smoke_cells if spec.select(c)]
+        assert {c["part"] for c, _ in sel} == set(parts)
+        cl = Claims("theory3", scale="smoke")
+        fn(sel, cl)
+        assert [c.id for c in cl] == [cid]
+    cl = Claims("theory3", scale="smoke")
+    F.claim_grad_noise_kurtosis_clt(smoke_cells, cl)
+    assert [c.id for c in cl.checks] == ["theory3.grad_noise_kurtosis_clt"]
+
+
+def test_pool_is_the_mean_and_se_over_all_chains():
+    g = torch.Generator().manual_seed(4)
+    x = torch.rand(30, 3, generator=g, dtype=torch.float64).numpy()
+    blocks = [(b.mean(0), b.std(0, ddof=1) / math.sqrt(len(b)), len(b)) for b in (x[:10], x[10:25], x[25:])]
+    m, s, n = F.pool(blocks)
+    assert n == 30 and np.allclose(m, x.mean(0)) and np.allclose(s, x.std(0, ddof=1) / math.sqrt(30))
+    one = F.pool(blocks[:1])
+    assert np.array_equal(one[0], blocks[0][0]) and one[2] == 10
+
+
+def test_sgdl_seed_group_keeps_initializations():
+    cfg = {**SMOKE["sgdl"], "steps": 0}
+    full = F.sgd_vs_sgdl(cfg)
+    part = F.sgd_vs_sgdl(cfg, range(1, 2))
+    assert part["first_seed"] == 1 and part["seeds"] == 1
+    assert torch.equal(full["train_err"][:, 1:2], part["train_err"])  # step 0: same initial networks
+
+
+def test_tables_pool_blocks(smoke_cells):
+    w = F.wells_table(smoke_cells)
+    assert w["occ"].shape == (2, 2, 3) and w["chains"] == SMOKE["wells"]["chains"]
+    assert np.allclose(w["occ"].sum(-1), 1)
+    e = F.wedge_table(smoke_cells)
+    assert e["dims"] == SMOKE["wedge"]["dims"] and e["hist_d2"].sum() == SMOKE["wedge"]["chains"]
+    f = F.fig10_table(smoke_cells)
+    assert f["chains"] == SMOKE["fig10"]["chains"] and f["hist"].shape == (2, 48, 48)
+    s = F.sgdl_table(smoke_cells)
+    assert s["train_err"].shape[:2] == (2, SMOKE["sgdl"]["seeds"])
+    n = F.noise_table(smoke_cells)
+    assert n["hist"].shape == (len(SMOKE["noise"]["batches"]), 3, 60)
+    with pytest.raises(ValueError, match="sgdl"):
+        F.sgdl_table([cr for cr in smoke_cells if cr[0]["part"] != "sgdl"])
