@@ -231,11 +231,12 @@ def _load_range(components):
 @experiment("layerwise_gd", "book/part2/layerwise_gd.ipynb")
 def layerwise_gd():
     from cnnbias.data import patterns as P
+    from cnnbias.experiments import layerwise as LW
     from cnnbias.experiments import maxpool as lw
     from cnnbias.experiments.maxpool import digit_runs, pattern_runs
     from cnnbias.theory import min_norm as mn
 
-    cfg = config.for_scale(notebook_configs("book/part2/layerwise_gd.ipynb")["CONFIGS"], "layerwise_gd")
+    cfg = config.for_scale(LW.CONFIGS, "layerwise_gd")
     comps = []
 
     def lucky(runs):
@@ -321,10 +322,11 @@ def layerwise_gd():
 def psi_grid():
     from cnnbias.data import patterns as pat
     from cnnbias.experiments import psi as PE
+    from cnnbias.experiments import psi_grid as PG
     from cnnbias.theory import psi
     from cnnbias.theory import two_point as tp
 
-    cfg = config.for_scale(notebook_configs("book/part2/psi.ipynb", ("CONFIGS",))["CONFIGS"])
+    cfg = config.for_scale(PG.CONFIGS)
     R = cfg["R"]
     # every cell the chapter trains (GridCells memoizes equal requests)
     cells = set()
@@ -410,24 +412,7 @@ def psi_grid():
 # --- 4. Part II, colored digits ------------------------------------------------------------------
 
 
-@experiment("psi_digits", "book/part2/psi_digits.ipynb")
-def psi_digits():
-    from cnnbias.data import colored_digits as cd
-    from cnnbias.experiments.psi import run_digits
-
-    cfg = config.for_scale(notebook_configs("book/part2/psi_digits.ipynb")["CONFIGS"])
-    pools = cd.load_pools()
-    comps = []
-    small = [m for m in cfg["ms"] if m < 100]
-    comps.append(full(f"m in {small}, all runs",
-                      lambda: [run_digits("psi.digits", pools, m, cfg["R"][m], max_epochs=cfg["max_epochs"],
-                                          m_test=cfg["m_test"], device="cpu", dtype=DT) for m in small]))
-    for m in [m for m in cfg["ms"] if m >= 100]:
-        comps.append(two_point(
-            f"m={m}", lambda e, m=m: run_digits("psi.digits", pools, m, cfg["R"][m], max_epochs=e,
-                                                m_test=cfg["m_test"], device="cpu", dtype=DT),
-            2, 4, cfg["max_epochs"], "epochs (stop at zero training loss)", upper_bound=True))
-    return cfg, comps, "small m fully; m=1000 by two-point extrapolation in epochs (upper bound)"
+# (measured by the sweep psi.digits: results/psi.digits/paper, not estimated here)
 
 
 # --- 5. Part III, XORD compression: measured by the sweep xord.compression (results/), not estimated here

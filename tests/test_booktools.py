@@ -290,12 +290,14 @@ def test_cost_rows_from_store_provenance_and_benchmark(tiny_book: Path) -> None:
 
 def test_chapter_run_stores_records_and_goes_stale(tiny_book: Path) -> None:
     pytest.importorskip("nbclient")
-    from booktools.chapter_runs import chapter_runs, run_chapter, stale_runs
+    from booktools.chapter_runs import chapter_run, chapter_runs, run_chapter, run_markdown, stale_runs
     from booktools.costs import cost_rows
 
     (tiny_book / "lib" / "cnnbias").mkdir(parents=True)
     (tiny_book / "lib" / "cnnbias" / "m.py").write_text("x = 1\n")
     _scaled_chapter(tiny_book)
+    with pytest.raises(FileNotFoundError, match="chapter-run --scale paper book/a/first.ipynb"):
+        chapter_run("book/a/first.ipynb", "paper", tiny_book)
     path = run_chapter(Path("book/a/first.ipynb"), "paper", tiny_book)
     assert path == tiny_book / "results" / "chapters" / "first.paper.json"
     [(data, recs, current)] = chapter_runs(tiny_book)
@@ -305,8 +307,12 @@ def test_chapter_run_stores_records_and_goes_stale(tiny_book: Path) -> None:
     assert any(r["paper scale"] == "run (whole chapter)" for r in cost_rows(tiny_book))
     (tiny_book / "lib" / "cnnbias" / "m.py").write_text("# a comment\nx = 1  # another\n")
     assert stale_runs(tiny_book) == []  # comments do not change the code
+    md = run_markdown("book/a/first.ipynb", "paper", tiny_book)
+    assert "| `ch.runs` | PASS |" in md and "stale" not in md
     (tiny_book / "lib" / "cnnbias" / "m.py").write_text("x = 2\n")  # a library change: the run is stale
     assert stale_runs(tiny_book) == ["book/a/first.ipynb [paper]"]
+    assert not chapter_run("book/a/first.ipynb", "paper", tiny_book)[2]
+    assert "**stale**" in run_markdown("book/a/first.ipynb", "paper", tiny_book)
     assert [r.scale for r in book.book_claims(tiny_book)[Path("book/a/first.ipynb")]] == ["book"]
     path.write_text("{}")
     with pytest.raises(ValueError, match="first.paper.json"):

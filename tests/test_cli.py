@@ -24,6 +24,27 @@ def test_sweep_help_lists_every_experiment():
     for name in sweeps.names():
         assert f"  {name} " in out.stdout
     assert "--workers N" in out.stdout and "--scheduler ADDRESS" in out.stdout
+    assert "experiments run as whole chapters" in out.stdout
+    assert "book/part1/limit_directions.ipynb" in out.stdout
+
+
+def test_every_chapter_experiment_is_a_sweep_or_a_whole_chapter_run():
+    """Every chapter with claims has its experiments listed by ``sweep --help``: some of its claims rest on a
+    registered sweep, or the chapter is run whole at paper scale (a record in ``results/chapters``)."""
+    from pathlib import Path
+
+    from booktools.claims import read_claims
+    from booktools.toc import chapter_notebooks, repo_root
+
+    root = repo_root()
+    swept = set(sweeps.claim_ids())
+    runs = {p.name.split(".")[0] for p in (root / "results" / "chapters").glob("*.paper.json")}
+    missing = []
+    for nb in chapter_notebooks(root):
+        ids = {r.id for r in read_claims(root / nb, root)}
+        if ids and not (ids & swept) and Path(nb).stem not in runs:
+            missing.append(nb.as_posix())
+    assert missing == [], f"chapters whose experiments are neither a sweep nor a whole-chapter run: {missing}"
 
 
 def test_sweep_then_rerun(tmp_path, capsys):
@@ -33,6 +54,18 @@ def test_sweep_then_rerun(tmp_path, capsys):
     assert "12 cells: 0 computed, 12 reused, 0 failed" in capsys.readouterr().out
     assert main(["sweep", "selftest", "--scale", "smoke", "--store", str(tmp_path), "--dry-run"]) == 0
     assert "12 stored, 0 missing, 0 corrupt" in capsys.readouterr().out
+
+
+def test_sweep_only_selects_cells(tmp_path, capsys):
+    assert main(["sweep", "selftest", "--scale", "smoke", "--store", str(tmp_path), "--only", "i=3"]) == 0
+    assert "selftest [smoke]: 1 cells: 1 computed, 0 reused, 0 failed" in capsys.readouterr().out
+    assert main(["sweep", "selftest", "--scale", "smoke", "--store", str(tmp_path), "--dry-run"]) == 0
+    assert "1 stored, 11 missing" in capsys.readouterr().out
+    assert main(["sweep", "selftest", "--scale", "smoke", "--store", str(tmp_path), "--only", "i=99"]) == 2
+    with pytest.raises(SystemExit, match="no cell has the key 'j'; the cells' keys are"):
+        main(["sweep", "selftest", "--scale", "smoke", "--store", str(tmp_path), "--only", "j=1"])
+    with pytest.raises(SystemExit, match="KEY=VALUE"):
+        main(["sweep", "selftest", "--scale", "smoke", "--store", str(tmp_path), "--only", "i"])
 
 
 def test_scale_from_environment_and_dry_run(tmp_path, capsys, monkeypatch):

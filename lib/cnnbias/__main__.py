@@ -26,8 +26,30 @@ def _sweep_epilog() -> str:
     lines = ["experiments (sweeps):"]
     for sw in spec.sweeps():
         n = "/".join(str(len(sw.configs(s))) for s in SCALES)
-        lines.append(f"  {sw.name:<22} {sw.description} [cells smoke/book/paper: {n}]")
+        lines.append(f"  {sw.name:<26} {sw.description} [cells smoke/book/paper: {n}]")
+    runs = _whole_chapter_runs()
+    if runs:
+        lines.append("experiments run as whole chapters (CPU minutes at paper scale; "
+                     "python -m booktools chapter-run --scale SCALE CHAPTER):")
+        for nb, scale, wall in runs:
+            lines.append(f"  {nb:<46} stored: {scale} ({wall:.0f} s)")
     return "\n".join(lines)
+
+
+def _whole_chapter_runs() -> list[tuple[str, str, float]]:
+    """``(chapter, scale, wall seconds)`` of the stored whole-chapter runs (``results/chapters/*.json`` of the
+    repository; read as JSON, so this needs neither booktools nor the notebooks' kernel)."""
+    root = _repo_root()
+    if root is None:
+        return []
+    out = []
+    for path in sorted((root / "results" / "chapters").glob("*.json")):
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+            out.append((str(data["notebook"]), str(data["scale"]), float(data["provenance"]["wall_s"])))
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            raise ValueError(f"{path}: not a chapter-run record file ({type(e).__name__}: {e})") from None
+    return out
 
 
 def _claims_epilog() -> str:
@@ -78,6 +100,9 @@ def build_parser() -> argparse.ArgumentParser:
     ps.add_argument("--dry-run", action="store_true", help="only say which cells are stored and which are missing")
     ps.add_argument("--prune", action="store_true",
                     help="after the sweep, delete stored files of other configs or older code versions")
+    ps.add_argument("--only", action="append", metavar="KEY=VALUE", default=None,
+                    help="only the cells whose config has KEY equal to VALUE (a JSON value, else a string; "
+                         "repeat to require several), e.g. --only part=sgdl")
     pr = sub.add_parser("reproduce", help="run or reuse the cells behind a claim and print its record",
                         description="Run (or reuse) exactly the cells behind a claim; print the claim's record.",
                         epilog=_claims_epilog(), formatter_class=fmt)
@@ -111,21 +136,50 @@ def _cmd_sweep(args) -> int:
     if not sw.configs(scale):
         print(f"sweep {sw.name!r} declares no cells at scale {scale!r}", file=sys.stderr)
         return 2
+    select = _only_filter(args.only, sw.configs(scale))
+    if select is not None and not any(select(c) for c in sw.configs(scale)):
+        print(f"--only {' '.join(args.only)}: no cell of {sw.name!r} at scale {scale!r} matches", file=sys.stderr)
+        return 2
     if args.dry_run:
         st = Store(args.store).status(sw, scale)
-        print(f"{sw.name} [{scale}]: {len(st['done'])} stored, {len(st['missing'])} missing, "
-              f"{len(st['corrupt'])} corrupt, {st['stale']} stale files (other configs or code versions)")
-        for cfg in st["missing"]:
+        keep = select or (lambda c: True)
+        missing = [c for c in st["missing"] if keep(c)]
+        corrupt = [(c, m) for c, m in st["corrupt"] if keep(c)]
+        done = [c for c in st["done"] if keep(c)]
+        print(f"{sw.name} [{scale}]: {len(done)} stored, {len(missing)} missing, "
+              f"{len(corrupt)} corrupt, {st['stale']} stale files (other configs or code versions)")
+        for cfg in missing:
             print(f"  missing: {sw.cell_label(cfg)}")
-        for cfg, msg in st["corrupt"]:
+        for cfg, msg in corrupt:
             print(f"  corrupt: {sw.cell_label(cfg)}: {msg}")
         return 0
-    summary = _run(args, sw.name, scale)
+    summary = _run(args, sw.name, scale, select=select)
     print(summary.report())
     if args.prune and summary.ok:
         gone = Store(args.store).prune(sw, scale)
         print(f"pruned {len(gone)} stale file(s) of {sw.name} [{scale}]")
     return 0 if summary.ok else 1
+
+
+def _only_filter(only: list[str] | None, configs: list[dict]):
+    """The cell filter of ``--only KEY=VALUE`` options (all must hold), or None without any.  A key that no
+    cell of the sweep has is an error naming the keys it does have."""
+    if not only:
+        return None
+    keys = sorted({k for c in configs for k in c})
+    conds = []
+    for item in only:
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            raise SystemExit(f"--only expects KEY=VALUE, got {item!r}")
+        if key not in keys:
+            raise SystemExit(f"--only {item}: no cell has the key {key!r}; the cells' keys are {', '.join(keys)}")
+        try:
+            value = json.loads(raw)
+        except ValueError:
+            value = raw
+        conds.append((key, value))
+    return lambda c: all(k in c and (c[k] == v or str(c[k]) == str(v)) for k, v in conds)
 
 
 def _repo_root():

@@ -27,7 +27,8 @@ from pathlib import Path
 from booktools.claims import ClaimRecord, load_notebook
 from booktools.execute import atomic_write_text
 
-__all__ = ["RUNS_DIR", "fingerprint", "run_path", "run_chapter", "chapter_runs", "stale_runs"]
+__all__ = ["RUNS_DIR", "fingerprint", "run_path", "run_chapter", "chapter_runs", "stale_runs", "chapter_run",
+           "run_markdown"]
 
 RUNS_DIR = Path("results") / "chapters"
 _FIELDS = ("id", "status", "statement", "values", "se", "tolerance", "paper", "paper_value", "measured", "scale")
@@ -134,3 +135,40 @@ def chapter_runs(root: str | os.PathLike) -> list[tuple[dict, list[ClaimRecord],
 def stale_runs(root: str | os.PathLike) -> list[str]:
     """The record files whose chapter code or library changed since they were computed."""
     return [f"{d['notebook']} [{d['scale']}]" for d, _, current in chapter_runs(root) if not current]
+
+
+def chapter_run(notebook: str | os.PathLike, scale: str, root: str | os.PathLike) -> tuple[dict, list[ClaimRecord], bool]:
+    """``(data, records, current)`` of the stored run of one chapter at ``scale``.  A missing record file
+    raises FileNotFoundError with the command that computes it (a chapter that shows its whole-chapter run
+    fails loudly rather than showing nothing); a malformed one raises ValueError naming it."""
+    root = Path(root)
+    rel = Path(notebook)
+    path = run_path(rel, scale, root)
+    if not path.is_file():
+        raise FileNotFoundError(f"no stored run of {rel.as_posix()} at scale {scale!r} ({path}); compute it with "
+                                f"python -m booktools chapter-run --scale {scale} {rel.as_posix()}")
+    data = _read(path)
+    if data["notebook"] != rel.as_posix() or data["scale"] != scale:
+        raise ValueError(f"{path}: holds {data['notebook']} at scale {data['scale']!r}, "
+                         f"not {rel.as_posix()} at {scale!r}")
+    current = (root / rel).is_file() and fingerprint(rel, root) == data["fingerprint"]
+    recs = [ClaimRecord(rel.as_posix(), **{f: r.get(f) for f in _FIELDS}) for r in data["claims"]]
+    return data, recs, current
+
+
+def run_markdown(notebook: str | os.PathLike, scale: str, root: str | os.PathLike) -> str:
+    """Markdown for a chapter's page: one line of provenance of its stored whole-chapter run at ``scale``
+    (date, CPU time, device, commit; *stale* when the chapter or the library changed since), then a
+    table of the claims at that scale (status, measured)."""
+    data, recs, current = chapter_run(notebook, scale, root)
+    prov = data["provenance"]
+    from booktools.claims import _md_cell
+
+    head = (f"Whole-chapter run at scale `{scale}`: {prov['date'][:10]}, {float(prov['wall_s']):.0f} s on "
+            f"{prov.get('device', '?')} ({prov.get('threads', '?')} thread(s)), commit `{str(prov.get('git', '?'))[:12]}`"
+            + ("." if current else "; **stale**: the chapter's code or the library changed since, rerun it with "
+               f"`python -m booktools chapter-run --scale {scale} {Path(notebook).as_posix()}`."))
+    lines = [head, "", f"| claim | status at {scale} | measured at {scale} |", "| --- | --- | --- |"]
+    for r in recs:
+        lines.append(f"| `{r.id}` | {r.status if r.passed else f'**{r.status}**'} | {_md_cell(r.measured)} |")
+    return "\n".join(lines) + "\n"
