@@ -41,7 +41,7 @@ DIGITS = "sklearn-8x8"
 K = 20
 #: The constant SGD learning rate of App. G.
 LR = 1e-4
-#: For each scale: the training-set sizes ``ms``, runs per size ``R``, epochs, test points per run, and the
+#: For each scale, the training-set sizes ``ms``, runs per size ``R``, epochs, test points per run, and the
 #: ``k = 1`` experiment ``k1`` (its ``m``, runs and epochs).
 CONFIGS = {
     "smoke": {"ms": [6, 20], "R": {6: 3, 20: 3}, "max_epochs": 20, "m_test": 200,

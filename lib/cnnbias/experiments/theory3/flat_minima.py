@@ -398,14 +398,14 @@ from cnnbias.sweeps.spec import Sweep as _Sweep  # noqa: E402
 from cnnbias.sweeps.spec import register as _register  # noqa: E402
 from cnnbias.sweeps.spec import register_claim as _register_claim  # noqa: E402
 
-#: The authors' temperature of Fig. 7: noise ``A = 0.45`` at step ``eta = 1`` (basin_expts), ``T = A^2/(2 eta)``.
+#: The authors' temperature of Fig. 7, from noise ``A = 0.45`` at step ``eta = 1`` (basin_expts), ``T = A^2/(2 eta)``.
 T_FIG7 = temperature_from_noise(0.45, 1.0)
-#: Settings of the exact Gibbs integrals (eq. 9): Fig. 7 wells at ``temps`` and ``dims``, the wedge at
-#: ``wedge_temps`` and ``wedge_dims`` (the same at every scale: they cost well under a second).
+#: Settings of the exact Gibbs integrals (eq. 9), Fig. 7 wells at ``temps`` and ``dims``, the wedge at
+#: ``wedge_temps`` and ``wedge_dims`` (the same at every scale, as they cost well under a second).
 GIBBS = {"temps": [0.05, round(T_FIG7, 5), 0.3, 0.5], "dims": list(range(1, 9)),
          "wedge_temps": [0.1, 0.25, 0.5, 1.0], "wedge_dims": list(range(2, 9))}
-#: How each scale splits its parts into cells: seeds per SGD/SGDL cell, blocks of chains per setting
-#: (``None``: one cell per part, the book's single programs).
+#: How each scale splits its parts into cells, as seeds per SGD/SGDL cell and blocks of chains per
+#: setting (``None`` gives one cell per part, the book's single programs).
 SPLIT = {
     "smoke": {"sgdl_group": 1, "wells_blocks": 2, "wedge_blocks": 2, "fig10_blocks": 2},
     "book": None,
@@ -954,7 +954,7 @@ def _is(*parts):
     return lambda c: c.get("part") in parts
 
 
-#: The claims computed from the sweep's cells, in the chapter's order: (id, function, parts it reads).
+#: The claims computed from the sweep's cells, in the chapter's order, as (id, function, parts it reads).
 CLAIMS = (
     ("theory3.grad_noise_gaussian", claim_grad_noise_gaussian, ("noise",)),
     ("theory3.sgdl_like_sgd", claim_sgdl_like_sgd, ("sgdl",)),
