@@ -87,11 +87,13 @@ book: setup
 	@echo "book: _build/html/index.html (log: _build/book.log)"
 
 execute: setup
+	@$(PY) -m cnnbias index > /dev/null
 	@$(BOOK_ENV) $(PY) -m booktools execute --jobs $(JOBS) --timeout $(TIMEOUT) $(NB)
 
 # Chapters that fit on a CPU at the papers' scale, run whole; their records go to results/chapters/
 PAPER_CHAPTERS ?= book/part1/theorem4_perron_frobenius.ipynb book/part1/limit_directions.ipynb
 chapter-runs: setup
+	@$(PY) -m cnnbias index > /dev/null
 	@$(BOOK_ENV) $(PY) -m booktools chapter-run --scale paper $(PAPER_CHAPTERS)
 	@$(PY) -m booktools costs
 

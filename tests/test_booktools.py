@@ -288,6 +288,36 @@ def test_cost_rows_from_store_provenance_and_benchmark(tiny_book: Path) -> None:
         cost_rows(tiny_book)
 
 
+def test_cost_rows_with_the_index_of_declared_sweeps(tiny_book: Path) -> None:
+    """With results/sweeps.json every declared sweep gets a row: run, partial (k of N) or pending; files of
+    other keys (older code) are not counted; a folder of an undeclared sweep is an error."""
+    from booktools.costs import cost_rows
+
+    folder = tiny_book / "results" / "ch.part" / "paper"
+    folder.mkdir(parents=True)
+    for key, wall in (("k1", 30.0), ("old", 900.0)):
+        prov = {"device": "cpu", "dtype": "float64", "threads": 1, "wall_s": wall}
+        (folder / f"{key}.json").write_text(json.dumps({"provenance": prov, "result": {}}))
+    entry = lambda keys: {"cells": {"smoke": 1, "book": 1, "paper": len(keys)}, "keys": keys}  # noqa: E731
+    index = {"format": "cnnbias.sweeps-index/1", "scale": "paper",
+             "sweeps": {"ch.part": entry(["k1", "k2"]), "ch.none": entry(["n1"]), "ch.empty": entry([])}}
+    (tiny_book / "results" / "sweeps.json").write_text(json.dumps(index))
+    rows = {r["experiment"]: r for r in cost_rows(tiny_book)}
+    assert sorted(rows) == ["ch.none", "ch.part"]  # a sweep without paper-scale cells has no row
+    assert (rows["ch.part"]["paper scale"], rows["ch.part"]["cells"], rows["ch.part"]["CPU time"]) == (
+        "partial (1 of 2 cells)", "1/2", "30 s")
+    assert (rows["ch.none"]["paper scale"], rows["ch.none"]["cells"], rows["ch.none"]["CPU time"]) == (
+        "pending", "0/1", "-")
+    (folder / "k2.json").write_text((folder / "k1.json").read_text())
+    assert cost_rows(tiny_book)[1]["paper scale"] == "run (all cells)"
+    (tiny_book / "results" / "ch.stray" / "paper").mkdir(parents=True)
+    with pytest.raises(ValueError, match="does not declare.*ch.stray"):
+        cost_rows(tiny_book)
+    (tiny_book / "results" / "sweeps.json").write_text("{}")
+    with pytest.raises(ValueError, match="sweeps.json.*python -m cnnbias index"):
+        cost_rows(tiny_book)
+
+
 def test_chapter_run_stores_records_and_goes_stale(tiny_book: Path) -> None:
     pytest.importorskip("nbclient")
     from booktools.chapter_runs import chapter_run, chapter_runs, run_chapter, run_markdown, stale_runs

@@ -8,6 +8,7 @@
   chapter, so a copy of that chapter is executed at the scale (the stored notebook is untouched) and
   the claim's record is printed with how it compares with the stored one.
 - ``list``: the sweeps with their cells per scale and how many are in the store, and the claims.
+- ``index``: write ``results/sweeps.json``, the index of declared sweeps read by the book's cost table.
 """
 
 from __future__ import annotations
@@ -91,7 +92,7 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
 def build_parser() -> argparse.ArgumentParser:
     fmt = argparse.RawDescriptionHelpFormatter
     parser = argparse.ArgumentParser(prog="python -m cnnbias", description=__doc__.split("\n\n")[0], formatter_class=fmt)
-    sub = parser.add_subparsers(dest="command", required=True, metavar="{sweep,reproduce,list}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="{sweep,reproduce,list,index}")
     ps = sub.add_parser("sweep", help="compute (or reuse) the cells of an experiment's sweep",
                         description="Compute the cells of a sweep that the results store lacks.",
                         epilog=_sweep_epilog(), formatter_class=fmt)
@@ -110,6 +111,11 @@ def build_parser() -> argparse.ArgumentParser:
     _add_run_options(pr)
     pl = sub.add_parser("list", help="sweeps, their cells per scale and what the store holds; claims")
     pl.add_argument("--store", metavar="DIR", default=None)
+    pi = sub.add_parser("index", help="write the index of declared sweeps (results/sweeps.json) read by the book's "
+                        "cost table", description="Write the index of the declared sweeps: cells per scale and the "
+                        "keys of the current paper-scale cells (cnnbias.sweeps.index).")
+    pi.add_argument("--store", metavar="DIR", default=None,
+                    help="results folder (default: CNNBIAS_RESULTS, else results/ at the repository root)")
     return parser
 
 
@@ -254,6 +260,11 @@ def main(argv: list[str] | None = None) -> int:
             return _cmd_sweep(args)
         if args.command == "reproduce":
             return _cmd_reproduce(args)
+        if args.command == "index":
+            from cnnbias.sweeps.index import write_index
+
+            print(f"index: wrote {write_index(args.store)}")
+            return 0
         return _cmd_list(args)
     except KeyboardInterrupt:
         print("interrupted: finished cells are in the store; rerun the same command to resume", file=sys.stderr)

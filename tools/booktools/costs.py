@@ -2,9 +2,11 @@
 
 Two sources, both committed in the repository, so the table is generated, never typed:
 
-- the results store (``results/<experiment>/<scale>/*.json``): experiments declared as sweeps and run
-  at paper scale; the cost is *measured* — the sum and the maximum of the cells' wall times recorded in
-  their provenance, on the device named there;
+- the results store (``results/<experiment>/<scale>/*.json``) and its index of declared sweeps
+  (``results/sweeps.json``, written by ``python -m cnnbias index``): every declared sweep gets a row, *run*
+  when all its paper-scale cells are stored, *partial* (k of N cells) or *pending* otherwise; the cost of
+  the stored cells is *measured* — the sum and the maximum of their wall times recorded in their
+  provenance, on the device named there (files of other configs or older code versions are not counted);
 - ``benchmarks/paper_cost.json`` (written by ``benchmarks/paper_cost.py``): experiments not run at paper
   scale; the cost is *estimated* from a short timed run of the paper-scale configuration, extrapolated
   linearly in what was cut short (the record says what and by which factor).
@@ -26,7 +28,7 @@ from booktools.claims import load_notebook, read_claims
 from booktools.execute import atomic_write_text
 from booktools.toc import chapter_notebooks
 
-__all__ = ["COSTS_PATH", "COST_FIELDS", "store_costs", "benchmark_costs", "chapter_run_costs", "cost_rows", "costs_csv",
+__all__ = ["COSTS_PATH", "COST_FIELDS", "INDEX_PATH", "read_index", "store_costs", "benchmark_costs", "chapter_run_costs", "cost_rows", "costs_csv",
            "write_costs"]
 
 COSTS_PATH = Path("book") / "appendix" / "paper_costs.csv"
@@ -61,22 +63,53 @@ def _chapters_showing(root: Path, name: str, scale: str) -> str:
     return " ".join(named or shown) or "-"
 
 
+INDEX_PATH = Path("results") / "sweeps.json"
+
+
+def read_index(root: str | os.PathLike) -> dict | None:
+    """The index of declared sweeps (``results/sweeps.json``) as ``{name: entry}``, or None without one;
+    a malformed file raises ValueError naming it."""
+    path = Path(root) / INDEX_PATH
+    if not path.is_file():
+        return None
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        sweeps = data["sweeps"]
+        for e in sweeps.values():
+            int(e["cells"]["paper"]), list(e["keys"])
+        if data["scale"] != "paper":
+            raise ValueError(f"scale {data['scale']!r}, expected 'paper'")
+        return sweeps
+    except (ValueError, KeyError, TypeError) as e:
+        raise ValueError(f"{path}: not an index of sweeps ({type(e).__name__}: {e}); rewrite it with "
+                         "python -m cnnbias index") from None
+
+
+def _walls(files: list[Path]) -> tuple[list[float], set[str]]:
+    walls, devices = [], set()
+    for f in files:
+        try:
+            prov = json.loads(f.read_text(encoding="utf-8"))["provenance"]
+            walls.append(float(prov["wall_s"]))
+        except (ValueError, KeyError, TypeError) as e:
+            raise ValueError(f"{f}: not a results-store cell with provenance.wall_s ({e})") from None
+        devices.add(f"{prov.get('device', '?')} {prov.get('dtype', '')} {prov.get('threads', '?')} thread(s)")
+    return walls, devices
+
+
 def store_costs(root: str | os.PathLike, scale: str = "paper") -> list[dict[str, str]]:
-    """One row per experiment with stored cells at ``scale``: measured wall time from the provenance."""
+    """One row per declared sweep (with the index) or per experiment with stored cells at ``scale``
+    (without it): how many cells are stored and their measured wall time from the provenance."""
     root = Path(root)
+    index = read_index(root) if scale == "paper" else None
+    if index is not None:
+        return _indexed_costs(root, index)
     rows = []
     for folder in sorted((root / "results").glob(f"*/{scale}")):
         files = sorted(folder.glob("*.json"))
         if not files:
             continue
-        walls, devices = [], set()
-        for f in files:
-            try:
-                prov = json.loads(f.read_text(encoding="utf-8"))["provenance"]
-                walls.append(float(prov["wall_s"]))
-            except (ValueError, KeyError, TypeError) as e:
-                raise ValueError(f"{f}: not a results-store cell with provenance.wall_s ({e})") from None
-            devices.add(f"{prov.get('device', '?')} {prov.get('dtype', '')} {prov.get('threads', '?')} thread(s)")
+        walls, devices = _walls(files)
         name = folder.parent.name
         rows.append({
             "experiment": name,
@@ -87,6 +120,38 @@ def store_costs(root: str | os.PathLike, scale: str = "paper") -> list[dict[str,
             "slowest cell": _duration(max(walls)),
             "device": "; ".join(sorted(devices)),
             "how": "measured: sum of the cells' wall times (provenance)",
+        })
+    return rows
+
+
+def _indexed_costs(root: Path, index: dict) -> list[dict[str, str]]:
+    """Rows of :func:`store_costs` from the index: every declared sweep with paper-scale cells, the stored
+    current ones measured.  A results folder of an undeclared sweep is an error."""
+    undeclared = sorted(f.parent.name for f in (root / "results").glob("*/paper") if f.parent.name not in index)
+    if undeclared:
+        raise ValueError(f"results/ holds paper-scale cells of sweeps the index does not declare: {undeclared} "
+                         "(remove them, or rewrite the index with python -m cnnbias index)")
+    rows = []
+    for name, entry in sorted(index.items()):
+        n = int(entry["cells"]["paper"])
+        if n == 0:
+            continue
+        keys = set(entry["keys"])
+        folder = root / "results" / name / "paper"
+        files = sorted(f for f in folder.glob("*.json") if f.stem in keys) if folder.is_dir() else []
+        walls, devices = _walls(files)
+        k = len(files)
+        status = "run (all cells)" if k == n else (f"partial ({k} of {n} cells)" if k else "pending")
+        rows.append({
+            "experiment": name,
+            "chapter": _chapters_showing(root, name, "paper"),
+            "paper scale": status,
+            "cells": f"{k}/{n}",
+            "CPU time": _duration(sum(walls)) if walls else "-",
+            "slowest cell": _duration(max(walls)) if walls else "-",
+            "device": "; ".join(sorted(devices)) if devices else "-",
+            "how": ("measured: sum of the stored cells' wall times (provenance)" if walls
+                    else "not run: see the chapter's estimate below"),
         })
     return rows
 
@@ -110,7 +175,7 @@ def benchmark_costs(root: str | os.PathLike) -> list[dict[str, str]]:
             rows.append({
                 "experiment": str(r["experiment"]),
                 "chapter": str(r.get("chapter", "-")),
-                "paper scale": "pending (estimate)",
+                "paper scale": "estimate, whole chapter",
                 "cells": "-",
                 "CPU time": _duration(est),
                 "slowest cell": "-",
