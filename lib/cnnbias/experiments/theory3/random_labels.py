@@ -112,14 +112,19 @@ CONFIGS = {
         perturbation=dict(gammas=[0.0, 0.05, 0.1, 0.2, 0.4, 0.8], gamma_claim=0.2, draws=2),
     ),
     # The paper's setting: a 5-layer all-convolutional net (16 channels per hidden layer), no
-    # pooling, on a larger mnist1d (16,000 training examples), for a GPU.
+    # pooling, on a larger mnist1d (16,000 training examples), for a GPU.  The paper fixes only the
+    # polynomial's degree (10), not its interval: it must hold the pre-activations ("as long as the
+    # nonlinearity approximates ReLU well", Fig. 21).  The mnist1d signals (std 1, max 5.5) give
+    # first-layer pre-activations up to 20 at initialization (n = 4000), so the book's B = 4, 8 would
+    # put them far outside [-B, B], where the degree-10 polynomial, composed over 4 layers, overflows
+    # before the first step; B = 24, 48, 96 hold them.
     "paper": dict(
         _COMMON, dataset="mnist1d", model="allconv", layers=5, num_samples=20000, n_test=4000,
-        lr=0.003, epochs=3000,
+        lr=0.003, epochs=3000, bound=24.0,
         size_sweep=dict(width=16, sizes=[500, 1000, 2000, 4000, 8000, 16000], seeds=5),
         width_sweep=dict(n=4000, widths=[2, 4, 8, 16, 32, 64], seeds=5, record_every=100),
         minima=dict(n=4000, width=32, triples=10),
-        poly=dict(n=4000, width=32, seeds=10, bounds=[4.0, 8.0, 16.0]),
+        poly=dict(n=4000, width=32, seeds=10, bounds=[24.0, 48.0, 96.0]),
         flatness=dict(eps=0.05, directions=10, bisections=20),
         three_point=dict(steps=12, extend=6, err_level=0.05),
         perturbation=dict(gammas=[0.0, 0.05, 0.1, 0.2, 0.4, 0.8], gamma_claim=0.2, draws=5),
