@@ -328,20 +328,9 @@ def psi_grid():
 
     cfg = config.for_scale(PG.CONFIGS)
     R = cfg["R"]
-    # every cell the chapter trains (GridCells memoizes equal requests)
-    cells = set()
-    for dist, grid in (("u", cfg["grid_u"]), ("vc", cfg["grid_vc"])):
-        for n, d in grid:
-            for k in cfg["k"]:
-                for m in cfg["m"]:
-                    cells.add((dist, n, d, k, m, R, cfg["max_epochs"]))
-    for k in cfg["k1b"]:
-        cells.add(("u", 20, 50, k, cfg["m1b"], R, cfg["max_epochs"]))
-    for m in cfg["m3"]:
-        cells.add(("u", cfg["n3"], cfg["d3"], cfg["k3"], m, R, cfg["max_epochs"]))
-    cell_1c = ("p", cfg["n1c"], cfg["d1c"], cfg["k1c"], cfg["m1c"], len(cfg["ps"]) * cfg["R1c"],
-               cfg["max_epochs_1c"])
-    cells.add(cell_1c)
+    # every cell of the sweep psi.grid at paper scale (all kappa; Fig. 1c's cell holds all its p)
+    cells = {(c["dist"], c["n"], c["d"], c["k"], c["m"], c["R"], c["max_epochs"], c["kappa"])
+             for c in PG.grid_cells("paper")}
 
     def batch(k):
         return 100 if k <= 2500 else 20
@@ -366,14 +355,14 @@ def psi_grid():
         if c.get("per_unit_s"):
             rate[batch(k)] = (c["per_unit_s"] / c["work_per_epoch"], c["fixed_s"] / (2 * k * n))
     total_epoch, total_fixed, total_bound = 0.0, 0.0, 0.0
-    for (_dist, n, _d, k, m, Rc, epochs) in sorted(cells, key=str):
+    for (_dist, n, _d, k, m, Rc, epochs, _kappa) in sorted(cells, key=str):
         r, fixed_rate = rate.get(batch(k), (float("nan"), 0.0))
         per_epoch = r * Rc * 2 * k * m * n
         fixed = fixed_rate * 2 * k * n * Rc / R
         total_epoch += per_epoch
         total_fixed += fixed
         total_bound += fixed + per_epoch * epochs
-    grid = {"component": f"all {len(cells)} cells (Figs. 1a, 1b, 1c, 3)", "method": "cost model",
+    grid = {"component": f"all {len(cells)} cells of psi.grid (Figs. 1a, 1b, 1c, 3)", "method": "cost model",
             "seconds": [], "loadavg": [], "multiplier": 1.0, "upper_bound": True,
             "note": ("per cell: fixed(B) * 2k*n*R + rate(B) * R*2k*m*n * max_epochs, rate(B) from the timed "
                      "cell with the same batch size B; cells stop at hinge loss 1e-5, so this is "
