@@ -3,7 +3,7 @@ sweeps without importing torch or the experiments.
 
 For every registered sweep (the self-test sweeps excepted): its description, the claims that rest on
 it, its number of cells at each scale and the keys of its current paper-scale cells.  With the keys,
-a reader of the results store (the appendix's cost table, :mod:`booktools.costs`) tells which stored
+a reader of the results store (the appendix's cost table, ``booktools.costs``) tells which stored
 files are current and how many of the declared cells are still missing, so a sweep that is partly
 computed is reported as partial, and a sweep with no stored cell at all still appears (as pending).
 
